@@ -1,0 +1,74 @@
+/* hostinfo.c: defaults for `hostname` and `ipaddress`.  No packet leaves
+ * the machine: the address comes from the routing table and the
+ * interfaces, not from connecting anywhere. */
+#include "hostinfo.h"
+
+#include <arpa/inet.h>
+#include <ifaddrs.h>
+#include <net/if.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+int hostinfo_fqdn(char *buf, size_t len)
+{
+    struct addrinfo hints = { .ai_flags = AI_CANONNAME }, *res = NULL;
+    char name[256];
+
+    if (gethostname(name, sizeof name) < 0)
+        return -1;
+    name[sizeof name - 1] = '\0';
+    if (getaddrinfo(name, NULL, &hints, &res) == 0 && res && res->ai_canonname)
+        snprintf(buf, len, "%s", res->ai_canonname);
+    else
+        snprintf(buf, len, "%s", name);
+    if (res)
+        freeaddrinfo(res);
+    return buf[0] ? 0 : -1;
+}
+
+/* Name of the interface with the IPv4 default route, from /proc/net/route. */
+static int default_route_interface(char *ifname, size_t len)
+{
+    FILE *f = fopen("/proc/net/route", "r");
+    char line[256], name[IF_NAMESIZE + 1];
+    unsigned long dest, flags;
+    int found = -1;
+
+    if (f == NULL)
+        return -1;
+    while (found < 0 && fgets(line, sizeof line, f)) {
+        if (sscanf(line, "%16s %lx %*x %lx", name, &dest, &flags) == 3 && dest == 0 && (flags & 1)) {
+            snprintf(ifname, len, "%s", name);
+            found = 0;
+        }
+    }
+    fclose(f);
+    return found;
+}
+
+int hostinfo_address(char *buf, size_t len)
+{
+    struct ifaddrs *list, *ifa;
+    char route_if[IF_NAMESIZE + 1] = "";
+    int found = -1;
+
+    if (getifaddrs(&list) < 0)
+        return -1;
+    default_route_interface(route_if, sizeof route_if);
+    /* two passes: the default route's interface first, then any other */
+    for (int pass = 0; pass < 2 && found < 0; pass++) {
+        for (ifa = list; ifa && found < 0; ifa = ifa->ifa_next) {
+            struct sockaddr_in *sin = (struct sockaddr_in *)ifa->ifa_addr;
+            if (sin == NULL || sin->sin_family != AF_INET || (ifa->ifa_flags & IFF_LOOPBACK))
+                continue;
+            if (pass == 0 && strcmp(ifa->ifa_name, route_if) != 0)
+                continue;
+            if (inet_ntop(AF_INET, &sin->sin_addr, buf, (socklen_t)len))
+                found = 0;
+        }
+    }
+    freeifaddrs(list);
+    return found;
+}

@@ -1,0 +1,108 @@
+/* log.c: one line per message, "time level message", flushed at once so a
+ * crash never hides the line that explains it. */
+#include "log.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/time.h>
+#include <time.h>
+
+static FILE *log_file;
+static enum log_level log_threshold = LOG_INFO;
+
+static const char *const level_names[] = { "debug", "info", "warn", "error" };
+
+int log_open(const char *path, char *err, size_t errlen)
+{
+    FILE *f;
+    if (path == NULL || path[0] == '\0' || strcmp(path, "-") == 0) {
+        log_close();
+        return 0;
+    }
+    f = fopen(path, "a");
+    if (f == NULL) {
+        snprintf(err, errlen, "cannot open log file %s: %s", path, strerror(errno));
+        return -1;
+    }
+    log_close();
+    log_file = f;
+    return 0;
+}
+
+void log_close(void)
+{
+    if (log_file != NULL)
+        fclose(log_file);
+    log_file = NULL;
+}
+
+void log_set_level(enum log_level level) { log_threshold = level; }
+bool log_enabled(enum log_level level) { return level >= log_threshold; }
+const char *log_level_name(enum log_level level) { return level_names[level]; }
+
+int log_level_parse(const char *name, enum log_level *out)
+{
+    for (size_t i = 0; i < sizeof level_names / sizeof level_names[0]; i++) {
+        if (strcasecmp(name, level_names[i]) == 0) {
+            *out = (enum log_level)i;
+            return 0;
+        }
+    }
+    if (strcasecmp(name, "warning") == 0) {
+        *out = LOG_WARN;
+        return 0;
+    }
+    return -1;
+}
+
+static void log_vwrite(enum log_level level, const char *fmt, va_list ap)
+{
+    FILE *out = log_file ? log_file : stdout;
+    struct timeval tv;
+    struct tm tm;
+    char stamp[32];
+
+    gettimeofday(&tv, NULL);
+    gmtime_r(&tv.tv_sec, &tm);
+    strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%S", &tm);
+    fprintf(out, "%s.%03ldZ %-5s ", stamp, (long)(tv.tv_usec / 1000), level_names[level]);
+    vfprintf(out, fmt, ap);
+    fputc('\n', out);
+    fflush(out);
+}
+
+void log_msg(enum log_level level, const char *fmt, ...)
+{
+    va_list ap;
+    if (!log_enabled(level))
+        return;
+    va_start(ap, fmt);
+    log_vwrite(level, fmt, ap);
+    va_end(ap);
+}
+
+bool log_trouble_begin(struct log_trouble *t, long long now_ms, const char *fmt, ...)
+{
+    va_list ap;
+    if (t->active)
+        return false;
+    t->active = true;
+    t->since_ms = now_ms;
+    va_start(ap, fmt);
+    if (log_enabled(LOG_WARN))
+        log_vwrite(LOG_WARN, fmt, ap);
+    va_end(ap);
+    return true;
+}
+
+bool log_trouble_end(struct log_trouble *t, long long now_ms, const char *what)
+{
+    if (!t->active)
+        return false;
+    t->active = false;
+    log_info("%s is back after %.1f s", what, (double)(now_ms - t->since_ms) / 1000.0);
+    return true;
+}

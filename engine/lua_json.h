@@ -1,0 +1,18 @@
+/* lua_json.h: registrar.json, and cJSON <-> Lua for the engine. */
+#ifndef REGISTRAR_LUA_JSON_H
+#define REGISTRAR_LUA_JSON_H
+
+#include <lua.h>
+
+struct cJSON;
+
+/* Pushes the registrar.json table. */
+int luaopen_registrar_json(lua_State *L);
+
+/* Pushes a cJSON value as Lua (objects and arrays tagged, null as json.null). */
+void lua_json_push(lua_State *L, const struct cJSON *v);
+
+/* Encodes the value at idx; raises a Lua error on what JSON cannot hold. */
+void lua_json_encode(lua_State *L, int idx);
+
+#endif

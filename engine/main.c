@@ -1,0 +1,76 @@
+/* main.c: the command dispatch. */
+#include <cjson/cJSON.h>
+#include <curl/curl.h>
+#include <lua.h>
+#include <stdio.h>
+#include <string.h>
+#include <yaml.h>
+
+#include "cli.h"
+#include "config.h"
+#include "daemon.h"
+#include "log.h"
+
+extern char **environ;
+
+static int print_version(void)
+{
+    printf("registrar %s (%s, libcurl %s, cJSON %s, libyaml %s)\n", REGISTRAR_VERSION, LUA_RELEASE,
+           curl_version_info(CURLVERSION_NOW)->version, cJSON_Version(), yaml_get_version_string());
+    return 0;
+}
+
+static int run_command(const struct cli *cli)
+{
+    struct config c;
+    char err[1024];
+    int rc;
+
+    if (cli_build_config(cli, &c, environ, err, sizeof err) < 0) {
+        fprintf(stderr, "registrar: %s\n", err);
+        config_free(&c);
+        return 2;
+    }
+    log_set_level(c.log_level);
+    if (strcmp(cli->command, "run") == 0 && log_open(c.log_file, err, sizeof err) < 0) {
+        fprintf(stderr, "registrar: log: %s (%s)\n", err, c.where[CK_LOG] ? c.where[CK_LOG] : "default");
+        config_free(&c);
+        return 2;
+    }
+    if (strcmp(cli->command, "run") == 0)
+        rc = daemon_run(&c);
+    else
+        rc = daemon_check(&c, cli->containers);
+    log_close();
+    config_free(&c);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    struct cli cli;
+    char err[512];
+    int rc;
+
+    if (cli_parse(&cli, argc, argv, err, sizeof err) < 0) {
+        fprintf(stderr, "registrar: %s\n", err);
+        return 2;
+    }
+    if (cli.command == NULL || strcmp(cli.command, "help") == 0 || cli.help) {
+        if (cli.topic != NULL && strcmp(cli.topic, "config") == 0)
+            cli_help_config();
+        else
+            cli_usage(cli.command && strcmp(cli.command, "help") != 0 ? cli.command : cli.topic);
+        return cli.command == NULL && !cli.help ? 2 : 0;
+    }
+    if (strcmp(cli.command, "version") == 0)
+        return print_version();
+    if (strcmp(cli.command, "run") != 0 && strcmp(cli.command, "check") != 0) {
+        fprintf(stderr, "registrar: unknown command \"%s\" (see `registrar help`)\n", cli.command);
+        return 2;
+    }
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    rc = run_command(&cli);
+    curl_global_cleanup();
+    return rc;
+}

@@ -1,0 +1,397 @@
+/* script.c: the Lua state.  Loads scripts in a fixed order (naming, site,
+ * backend), resolves the naming hooks once, and runs the naming pipeline
+ * for one container at a time under a budget.  Policy lives in the
+ * scripts; this file only loads them and reports their faults well. */
+#include "script.h"
+
+#include <cjson/cJSON.h>
+#include <lauxlib.h>
+#include <limits.h>
+#include <lualib.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "log.h"
+#include "lua_json.h"
+#include "lua_registrar.h"
+
+struct script {
+    lua_State *L;
+    size_t mem_used, mem_limit;
+    int pipeline_ref;
+    int backend_ref;
+};
+
+#define BUDGET_STEP 10000      /* instructions between budget checks */
+
+/* ---- memory cap ------------------------------------------------------- */
+
+/* The allocator refuses growth past the limit; Lua turns that into a
+ * memory error for the script that asked, and the daemon goes on. */
+static void *capped_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
+{
+    struct script *s = ud;
+    size_t old = ptr ? osize : 0;
+    void *p;
+    if (nsize == 0) {
+        free(ptr);
+        s->mem_used -= old;
+        return NULL;
+    }
+    if (nsize > old && s->mem_limit && s->mem_used + (nsize - old) > s->mem_limit)
+        return NULL;
+    p = realloc(ptr, nsize);
+    if (p != NULL)
+        s->mem_used = s->mem_used - old + nsize;
+    return p;
+}
+
+size_t script_memory_used(const struct script *s) { return s->mem_used; }
+lua_State *script_state(struct script *s) { return s->L; }
+int script_backend_module(struct script *s) { return s->backend_ref; }
+
+/* ---- instruction budget ----------------------------------------------- */
+
+static void budget_hook(lua_State *L, lua_Debug *ar)
+{
+    struct script_budget *b = *(struct script_budget **)lua_getextraspace(L);
+    (void)ar;
+    if (b == NULL)
+        return;
+    b->instructions_left -= BUDGET_STEP;
+    if (b->instructions_left < 0 && !b->exceeded) {
+        b->exceeded = true;
+        luaL_error(L, "stopped after %d million instructions: a loop that never ends?",
+                   (int)(SCRIPT_INSTRUCTION_BUDGET / 1000000));
+    }
+}
+
+/* A debug hook is per thread: each coroutine gets its own. */
+void script_arm_budget(lua_State *L, struct script_budget *b)
+{
+    b->instructions_left = SCRIPT_INSTRUCTION_BUDGET;
+    b->exceeded = false;
+    *(struct script_budget **)lua_getextraspace(L) = b;
+    lua_sethook(L, budget_hook, LUA_MASKCOUNT, BUDGET_STEP);
+}
+
+static void disarm_budget(lua_State *L)
+{
+    lua_sethook(L, NULL, 0, 0);
+    *(struct script_budget **)lua_getextraspace(L) = NULL;
+}
+
+/* ---- errors ------------------------------------------------------------ */
+
+static int traceback_handler(lua_State *L)
+{
+    const char *msg = lua_tostring(L, 1);
+    if (msg == NULL)
+        msg = lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
+    luaL_traceback(L, L, msg, 1);
+    return 1;
+}
+
+void script_describe_error(lua_State *from, int status, char *buf, size_t len)
+{
+    const char *msg = lua_tostring(from, -1), *tb;
+    if (status == LUA_ERRMEM) {
+        snprintf(buf, len, "script memory limit of %lu MiB reached",
+                 (unsigned long)(SCRIPT_MEMORY_LIMIT >> 20));
+        return;
+    }
+    if (msg == NULL)
+        msg = "(error object is not a string)";
+    tb = strstr(msg, "\nstack traceback:");
+    if (tb != NULL) {
+        log_debug("%s", msg);
+        snprintf(buf, len, "%.*s", (int)(tb - msg), msg);
+    } else {
+        snprintf(buf, len, "%s", msg);
+    }
+}
+
+/* Calls the function below nargs arguments with a traceback and a budget. */
+static int protected_call(struct script *s, int nargs, int nres, char *err, size_t errlen)
+{
+    lua_State *L = s->L;
+    struct script_budget budget;
+    int base = lua_gettop(L) - nargs, status;
+
+    lua_pushcfunction(L, traceback_handler);
+    lua_insert(L, base);
+    script_arm_budget(L, &budget);
+    status = lua_pcall(L, nargs, nres, base);
+    disarm_budget(L);
+    lua_remove(L, base);
+    if (status != LUA_OK) {
+        script_describe_error(L, status, err, errlen);
+        lua_pop(L, 1);
+        lua_gc(L, LUA_GCCOLLECT);   /* give back what a runaway script took */
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- loading ----------------------------------------------------------- */
+
+static bool is_dir(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+static bool is_file(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+const char *script_dir(char *err, size_t errlen)
+{
+    static char found[PATH_MAX];
+    char exe[PATH_MAX];
+    const char *env = getenv("REGISTRAR_SCRIPTS");
+    ssize_t n;
+
+    if (env != NULL && env[0] != '\0') {
+        if (is_dir(env))
+            return env;
+        snprintf(err, errlen, "REGISTRAR_SCRIPTS=%s is not a directory", env);
+        return NULL;
+    }
+    /* A binary inside the build tree runs the scripts of its source tree,
+     * so an edit to a script is live without an install. */
+    n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n > 0) {
+        exe[n] = '\0';
+        if (strncmp(exe, REGISTRAR_BUILD_DIR "/", strlen(REGISTRAR_BUILD_DIR) + 1) == 0 &&
+            is_dir(REGISTRAR_SOURCE_SCRIPTS)) {
+            snprintf(found, sizeof found, "%s", REGISTRAR_SOURCE_SCRIPTS);
+            return found;
+        }
+    }
+    if (is_dir(REGISTRAR_INSTALL_SCRIPTS))
+        return REGISTRAR_INSTALL_SCRIPTS;
+    if (is_dir(REGISTRAR_SOURCE_SCRIPTS))
+        return REGISTRAR_SOURCE_SCRIPTS;
+    snprintf(err, errlen, "cannot find registrar's scripts: looked in %s and %s (set REGISTRAR_SCRIPTS)",
+             REGISTRAR_INSTALL_SCRIPTS, REGISTRAR_SOURCE_SCRIPTS);
+    return NULL;
+}
+
+static int run_file(struct script *s, const char *path, char *err, size_t errlen)
+{
+    int status = luaL_loadfilex(s->L, path, "t");
+    if (status != LUA_OK) {
+        script_describe_error(s->L, status, err, errlen);
+        lua_pop(s->L, 1);
+        return -1;
+    }
+    return protected_call(s, 0, 0, err, errlen);
+}
+
+static void set_package_path(lua_State *L, const char *dir, const char *site_script)
+{
+    char site_dir[PATH_MAX] = "";
+    if (site_script != NULL) {
+        const char *slash = strrchr(site_script, '/');
+        if (slash != NULL)
+            snprintf(site_dir, sizeof site_dir, "%.*s/?.lua;", (int)(slash - site_script), site_script);
+        else
+            snprintf(site_dir, sizeof site_dir, "./?.lua;");
+    }
+    lua_getglobal(L, "package");
+    lua_pushfstring(L, "%s%s/?.lua;%s/?/init.lua", site_dir, dir, dir);
+    lua_setfield(L, -2, "path");
+    lua_pushliteral(L, "");
+    lua_setfield(L, -2, "cpath");    /* scripts get no native code */
+    lua_pop(L, 1);
+}
+
+/* "default" and "registrator" name scripts of ours; anything else is a file. */
+static int naming_path(const struct config *c, const char *dir, char *path, size_t len,
+                       char *err, size_t errlen)
+{
+    if (strchr(c->naming, '/') || strstr(c->naming, ".lua"))
+        snprintf(path, len, "%s", c->naming);
+    else
+        snprintf(path, len, "%s/naming/%s.lua", dir, c->naming);
+    if (is_file(path))
+        return 0;
+    snprintf(err, errlen, "naming: \"%s\" is not a naming script: no file %s (%s)", c->naming, path,
+             c->where[CK_NAMING] ? c->where[CK_NAMING] : "default");
+    return -1;
+}
+
+/* registrar.default.<hook>: the naming script's hooks, so a site script that
+ * redefines one can still call the one it replaces. */
+static void snapshot_defaults(lua_State *L)
+{
+    static const char *const hooks[] = { "services", "name", "key", "document", "ignore", NULL };
+    lua_getglobal(L, "require");
+    lua_pushliteral(L, "registrar");
+    lua_call(L, 1, 1);
+    lua_newtable(L);
+    for (int i = 0; hooks[i]; i++) {
+        lua_getglobal(L, hooks[i]);
+        lua_setfield(L, -2, hooks[i]);
+    }
+    lua_setfield(L, -2, "default");
+    lua_pop(L, 1);
+}
+
+/* Calls require(module).fn(args...) leaving nres results; errors to err. */
+static int call_module(struct script *s, const char *module, const char *fn, int nargs, int nres,
+                       char *err, size_t errlen)
+{
+    lua_State *L = s->L;
+    int base = lua_gettop(L) - nargs;
+    lua_getglobal(L, "require");
+    lua_pushstring(L, module);
+    if (protected_call(s, 1, 1, err, errlen) < 0) {
+        lua_settop(L, base);
+        return -1;
+    }
+    lua_getfield(L, -1, fn);
+    lua_remove(L, -2);
+    lua_insert(L, base + 1);
+    return protected_call(s, nargs, nres, err, errlen);
+}
+
+static int load_pipeline(struct script *s, char *err, size_t errlen)
+{
+    if (call_module(s, "registrar.pipeline", "new", 0, 1, err, errlen) < 0)
+        return -1;
+    s->pipeline_ref = luaL_ref(s->L, LUA_REGISTRYINDEX);
+    return 0;
+}
+
+static int load_backend(struct script *s, const struct config *c, char *err, size_t errlen)
+{
+    lua_pushstring(s->L, c->backend);
+    lua_pushstring(s->L, c->where[CK_BACKEND] ? c->where[CK_BACKEND] : "default");
+    if (call_module(s, "registrar.backend", "load", 2, 1, err, errlen) < 0)
+        return -1;
+    s->backend_ref = luaL_ref(s->L, LUA_REGISTRYINDEX);
+    return 0;
+}
+
+struct script *script_load(const struct script_options *opt, char *err, size_t errlen)
+{
+    const struct config *c = opt->config;
+    struct registrar_env env = { c, opt->http, opt->metrics, c->timeout_ms };
+    struct script *s = calloc(1, sizeof *s);
+    char path[PATH_MAX];
+    const char *dir = script_dir(err, errlen);
+
+    if (s == NULL || dir == NULL) {
+        free(s);
+        return NULL;
+    }
+    s->pipeline_ref = s->backend_ref = LUA_NOREF;
+    s->mem_limit = SCRIPT_MEMORY_LIMIT;
+    s->L = lua_newstate(capped_alloc, s);
+    if (s->L == NULL) {
+        free(s);
+        snprintf(err, errlen, "cannot create a Lua state");
+        return NULL;
+    }
+    luaL_openlibs(s->L);
+    set_package_path(s->L, dir, c->script);
+    lua_registrar_install(s->L, &env);
+    if (naming_path(c, dir, path, sizeof path, err, errlen) < 0 ||
+        run_file(s, path, err, errlen) < 0)
+        goto fail;
+    snapshot_defaults(s->L);
+    if (c->script != NULL) {
+        if (!is_file(c->script)) {
+            snprintf(err, errlen, "script: no such file %s (%s)", c->script,
+                     c->where[CK_SCRIPT] ? c->where[CK_SCRIPT] : "default");
+            goto fail;
+        }
+        if (run_file(s, c->script, err, errlen) < 0)
+            goto fail;
+    }
+    if (load_pipeline(s, err, errlen) < 0 || load_backend(s, c, err, errlen) < 0)
+        goto fail;
+    return s;
+fail:
+    script_free(s);
+    return NULL;
+}
+
+void script_free(struct script *s)
+{
+    if (s == NULL)
+        return;
+    lua_close(s->L);
+    free(s);
+}
+
+void script_unref(struct script *s, int ref)
+{
+    luaL_unref(s->L, LUA_REGISTRYINDEX, ref);
+}
+
+/* ---- naming ------------------------------------------------------------- */
+
+void script_entries_free(struct script *s, struct script_entry *e, int n)
+{
+    for (int i = 0; i < n; i++) {
+        free(e[i].key);
+        free(e[i].value);
+        if (s != NULL)
+            script_unref(s, e[i].ref);
+    }
+    free(e);
+}
+
+/* The pipeline has already checked types; this copies key and value out. */
+static int collect_entries(struct script *s, struct script_entry **out, int *n)
+{
+    lua_State *L = s->L;
+    int count = (int)lua_rawlen(L, -1);
+    struct script_entry *e = calloc((size_t)(count ? count : 1), sizeof *e);
+
+    if (e == NULL)
+        return -1;
+    for (int i = 0; i < count; i++) {
+        lua_rawgeti(L, -1, i + 1);
+        lua_getfield(L, -1, "key");
+        lua_getfield(L, -2, "value");
+        e[i].key = strdup(lua_tostring(L, -2));
+        e[i].value = strdup(lua_tostring(L, -1));
+        lua_pop(L, 2);
+        e[i].ref = luaL_ref(L, LUA_REGISTRYINDEX);
+        if (e[i].key == NULL || e[i].value == NULL) {
+            script_entries_free(s, e, i + 1);
+            return -1;
+        }
+    }
+    *out = e;
+    *n = count;
+    return 0;
+}
+
+int script_services(struct script *s, const cJSON *container,
+                    struct script_entry **out, int *n, char *err, size_t errlen)
+{
+    lua_State *L = s->L;
+    int rc;
+    *out = NULL;
+    *n = 0;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, s->pipeline_ref);
+    lua_json_push(L, container);
+    if (protected_call(s, 1, 1, err, errlen) < 0)
+        return -1;
+    rc = collect_entries(s, out, n);
+    lua_pop(L, 1);
+    if (rc < 0)
+        snprintf(err, errlen, "out of memory");
+    return rc;
+}

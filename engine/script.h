@@ -1,0 +1,64 @@
+/* script.h: the Lua side of the engine: one state holding the naming
+ * hooks, the backend script and any site script; calls into them under an
+ * instruction and memory budget. */
+#ifndef REGISTRAR_SCRIPT_H
+#define REGISTRAR_SCRIPT_H
+
+#include <lua.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+struct config;
+struct http;
+struct metrics;
+struct cJSON;
+
+#define SCRIPT_INSTRUCTION_BUDGET 50000000L       /* per hook call */
+#define SCRIPT_MEMORY_LIMIT (512UL * 1024 * 1024) /* the whole state */
+
+struct script;
+
+struct script_options {
+    const struct config *config;
+    struct http *http;          /* NULL: no HTTP (registrar check) */
+    struct metrics *metrics;
+};
+
+/* Finds the default scripts' directory: $REGISTRAR_SCRIPTS, the source tree
+ * when run from the build tree, else the install prefix. */
+const char *script_dir(char *err, size_t errlen);
+
+/* Loads naming, site script and backend module; does not open the backend. */
+struct script *script_load(const struct script_options *opt, char *err, size_t errlen);
+void script_free(struct script *s);
+lua_State *script_state(struct script *s);
+
+/* One service entry computed by naming. */
+struct script_entry {
+    char *key;
+    char *value;                /* the bytes the registry should hold */
+    int ref;                    /* Lua registry ref of the entry table */
+};
+
+/* Runs the naming pipeline on a container (a cJSON in the scripts' shape).
+ * On success *out holds *n entries (free with script_entries_free). */
+int script_services(struct script *s, const struct cJSON *container,
+                    struct script_entry **out, int *n, char *err, size_t errlen);
+void script_entries_free(struct script *s, struct script_entry *e, int n);
+void script_unref(struct script *s, int ref);
+
+/* Budget bookkeeping shared with task.c. */
+struct script_budget {
+    long instructions_left;
+    bool exceeded;
+};
+void script_arm_budget(lua_State *L, struct script_budget *b);
+/* Writes "file:line: message" of the error object on top of `from`, with
+ * memory errors spelt out; a traceback after it goes to the debug log. */
+void script_describe_error(lua_State *from, int status, char *buf, size_t len);
+size_t script_memory_used(const struct script *s);
+
+/* The backend module table (scripts/backends/<scheme>.lua) in the registry. */
+int script_backend_module(struct script *s);
+
+#endif

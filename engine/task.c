@@ -1,0 +1,156 @@
+/* task.c: backend hooks run as coroutines.  A hook that calls
+ * registrar.http.request yields here; the transfer's completion resumes
+ * it.  So a script reads as straight-line code while many registrations
+ * are under way, and a slow registry never blocks the loop.
+ *
+ * One place resumes coroutines: it arms the budget (per thread: a debug
+ * hook belongs to one coroutine), and on failure takes the traceback from
+ * the coroutine before resetting it. */
+#include "task.h"
+
+#include <lauxlib.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "http.h"
+#include "log.h"
+#include "script.h"
+
+struct task {
+    struct script *s;
+    lua_State *co;
+    int co_ref;                 /* keeps the thread alive */
+    struct script_budget budget;
+    task_done_fn *done;
+    void *arg;
+    struct http_transfer *waiting;
+    struct task *prev, *next;
+};
+
+static struct task *live;       /* all unfinished tasks */
+static int nlive;
+
+int task_count(void) { return nlive; }
+
+struct task *task_new(struct script *s, task_done_fn *done, void *arg)
+{
+    lua_State *L = script_state(s);
+    struct task *t = calloc(1, sizeof *t);
+    if (t == NULL)
+        return NULL;
+    t->s = s;
+    t->done = done;
+    t->arg = arg;
+    t->co = lua_newthread(L);
+    t->co_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    t->next = live;
+    if (live)
+        live->prev = t;
+    live = t;
+    nlive++;
+    script_arm_budget(t->co, &t->budget);
+    return t;
+}
+
+lua_State *task_thread(struct task *t) { return t->co; }
+
+static void task_free(struct task *t)
+{
+    if (t->prev)
+        t->prev->next = t->next;
+    else
+        live = t->next;
+    if (t->next)
+        t->next->prev = t->prev;
+    nlive--;
+    lua_resetthread(t->co);
+    script_unref(t->s, t->co_ref);
+    free(t);
+}
+
+static void finish_failed(struct task *t, int status)
+{
+    lua_State *L = script_state(t->s);
+    char err[1024];
+    /* the coroutine's stack is intact until reset: take its traceback */
+    if (status != LUA_ERRMEM) {
+        const char *msg = lua_tostring(t->co, -1);
+        luaL_traceback(L, t->co, msg ? msg : "(error object is not a string)", 0);
+        script_describe_error(L, status, err, sizeof err);
+        lua_pop(L, 1);
+    } else {
+        script_describe_error(t->co, status, err, sizeof err);
+    }
+    if (t->done)
+        t->done(t, false, t->co, 0, err, t->arg);
+    task_free(t);
+    lua_gc(L, LUA_GCCOLLECT);
+}
+
+static void resume(struct task *t, int nargs)
+{
+    int nres = 0;
+    int status = lua_resume(t->co, script_state(t->s), nargs, &nres);
+    if (status == LUA_YIELD) {
+        if (t->waiting == NULL) {
+            /* a bare coroutine.yield() would leave the task hanging forever */
+            lua_pop(t->co, nres);
+            lua_pushliteral(t->co, "a backend hook yielded without waiting on registrar.http");
+            finish_failed(t, LUA_ERRRUN);
+        }
+        return;
+    }
+    if (status != LUA_OK) {
+        finish_failed(t, status);
+        return;
+    }
+    if (t->done)
+        t->done(t, true, t->co, nres, NULL, t->arg);
+    task_free(t);
+}
+
+void task_start(struct task *t, int nargs)
+{
+    resume(t, nargs);
+}
+
+static struct task *task_of(lua_State *co)
+{
+    for (struct task *t = live; t != NULL; t = t->next)
+        if (t->co == co)
+            return t;
+    return NULL;
+}
+
+bool task_owns(lua_State *co) { return task_of(co) != NULL; }
+
+void task_wait(lua_State *co, struct http_transfer *x)
+{
+    struct task *t = task_of(co);
+    if (t != NULL)
+        t->waiting = x;
+}
+
+void task_wake(lua_State *co, int nres)
+{
+    struct task *t = task_of(co);
+    if (t == NULL)
+        return;
+    t->waiting = NULL;
+    resume(t, nres);
+}
+
+void task_cancel_all(struct script *s)
+{
+    struct task *t = live, *next;
+    for (; t != NULL; t = next) {
+        next = t->next;
+        if (t->s != s)
+            continue;
+        if (t->waiting)
+            http_cancel(t->waiting);
+        if (t->done)
+            t->done(t, false, t->co, 0, "cancelled", t->arg);
+        task_free(t);
+    }
+}
