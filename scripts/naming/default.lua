@@ -1,0 +1,154 @@
+-- The default naming: the old service-registrar's layout.
+--
+-- One service per published port.  Its document carries the old tool's
+-- fields, its key is prefix_services followed by the prefix_path elements:
+--
+--   environment:X   the container's env var X (left out when unset)
+--   label:X         the container's label X (left out when unset)
+--   string:X        the text X
+--   service:PORT    SERVICE_<port>_NAME, else the container port
+--   service:FIELD   a document field: HOST_PORT, HOSTNAME, IMAGE, ...
+--
+-- Fixes over the old tool: env values keep every '='; each port keeps its
+-- own HostIp; unpublished ports are skipped; a UDP port's PORT segment is
+-- "<port>:udp" so TCP and UDP on one number do not share a key.
+
+local registrar = require "registrar"
+local keys = require "registrar.keys"
+
+local json = registrar.json
+
+local DEFAULT_PREFIX_PATH = {
+  "environment:ENVIRONMENT", "environment:NAME",
+  "service:PORT", "service:HOST_PORT", "service:HOSTNAME",
+}
+
+local function wildcard(ip)
+  return ip == nil or ip == "" or ip == "0.0.0.0" or ip == "::"
+end
+
+local function label_of(service)
+  local c = service.container
+  return ("%s (%s)"):format(c.name or "?", (c.id or "?"):sub(1, 12))
+end
+
+-- env or label setting: the env var wins, as it does in registrator.
+local function setting(service, name)
+  local value = service.env[name]
+  if value == nil then value = service.labels[name] end
+  return value
+end
+
+-- One service per (port, protocol, host port, address): the IPv4 and IPv6
+-- wildcard bindings Docker makes for `-p` are one service, not two.
+function services(container)
+  local list, seen = {}, {}
+  for _, p in ipairs(container.ports or {}) do
+    if p.host_port then
+      local address = wildcard(p.host_ip) and registrar.host.ipaddress or p.host_ip
+      local id = ("%d/%s/%d/%s"):format(p.port, p.proto, p.host_port, address)
+      if not seen[id] then
+        seen[id] = true
+        list[#list + 1] = {
+          container = container,
+          env = container.env or {},
+          labels = container.labels or {},
+          port = tostring(p.port),
+          proto = p.proto,
+          host_ip = p.host_ip,
+          host_port = tostring(p.host_port),
+          ipaddress = address,
+        }
+      end
+    end
+  end
+  return list
+end
+
+-- The service's name, as the old tool gave it to Consul.
+function name(service)
+  local named = setting(service, "SERVICE_" .. service.port .. "_NAME") or setting(service, "SERVICE_NAME")
+  if named and named ~= "" then return named end
+  local image = (service.container.image or ""):gsub(":[^:/]*$", ""):match("([^/]+)$") or "service"
+  return image .. "-" .. service.port
+end
+
+local function truthy(value)
+  return value ~= nil and value ~= "" and value ~= "0" and value:lower() ~= "false" and value:lower() ~= "no"
+end
+
+-- SERVICE_IGNORE, or SERVICE_<port>_IGNORE for one port (env or label).
+function ignore(service)
+  return truthy(setting(service, "SERVICE_IGNORE")) or truthy(setting(service, "SERVICE_" .. service.port .. "_IGNORE"))
+end
+
+-- The old tool's document fields, by their upper-case prefix_path names.
+local function field(service, name)
+  local c = service.container
+  local fields = {
+    id = c.id, host = registrar.host.hostname, ipaddress = service.ipaddress,
+    name = c.name and c.name:gsub("^/", ""), image = c.image, hostname = c.hostname,
+    port = service.port, proto = service.proto, host_port = service.host_port,
+  }
+  return fields[name]
+end
+
+local function port_segment(service)
+  local named = service.env["SERVICE_" .. service.port .. "_NAME"]
+  local segment = (named and named ~= "") and named or service.port
+  if service.proto ~= "tcp" then segment = segment .. ":" .. service.proto end
+  return segment, named and ("env SERVICE_" .. service.port .. "_NAME") or "port"
+end
+
+-- The value of one prefix_path element, and where it came from (for the log).
+local function element(service, kind, value)
+  if kind == "environment" then return service.env[value], "env " .. value end
+  if kind == "label" then return service.labels[value], "label " .. value end
+  if kind == "string" then return value, "prefix_path string:" .. value end
+  if kind == "service" and value == "PORT" then return port_segment(service) end
+  if kind == "service" then return field(service, value:lower()), "service:" .. value end
+  error(("prefix_path element %q: unknown type %q"):format(kind .. ":" .. value, kind), 0)
+end
+
+function key(service)
+  local segments = {}
+  for _, spec in ipairs(registrar.config.prefix_path or DEFAULT_PREFIX_PATH) do
+    local kind, value = spec:match("^(%a+):(.+)$")
+    if not kind then error(("prefix_path element %q is not TYPE:VALUE"):format(spec), 0) end
+    local text, origin = element(service, kind, value)
+    if text ~= nil and text ~= "" then
+      local segment, why = keys.segment(text)
+      if not segment then
+        registrar.log.warn("container %s: %s %s, so it cannot be part of a key; service skipped",
+                           label_of(service), origin, why)
+        return nil
+      end
+      segments[#segments + 1] = segment
+    end
+  end
+  return keys.join(registrar.config.prefix_services or "/services", segments)
+end
+
+function document(service)
+  local c = service.container
+  local env = json.object {}
+  for k, v in pairs(service.env) do env[k] = v end
+  local tags = json.array {}
+  for tag in (service.env.TAGS or ""):gmatch("[^,]+") do
+    tags[#tags + 1] = tag:match("^%s*(.-)%s*$")
+  end
+  return {
+    id = c.id,
+    host = registrar.host.hostname,
+    ipaddress = service.ipaddress,
+    env = env,
+    tags = tags,
+    name = c.name,
+    image = c.image,
+    hostname = c.hostname,
+    port = service.port,
+    proto = service.proto,
+    host_port = service.host_port,
+    path = service.key,
+  }
+end

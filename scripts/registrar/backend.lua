@@ -1,0 +1,42 @@
+-- Finds the backend script for a registry URI.  The scheme picks it:
+-- a site script's registrar.backends[scheme] first, then
+-- scripts/backends/<scheme>.lua (with a few aliases and "+https" variants).
+
+local registrar = require "registrar"
+
+local backend = {}
+
+local aliases = {
+  etcd2 = "etcd", etcd3 = "etcd",
+  ["consul-catalog"] = "consul", consulkv = "consul",
+}
+
+function backend.scheme(uri)
+  return uri:match("^(%a[%w+.-]*)://")
+end
+
+local function check(module, origin)
+  if type(module) ~= "table" or type(module.open) ~= "function" then
+    error(("%s: a backend must be a table with open(uri, config)"):format(origin), 0)
+  end
+  return module
+end
+
+function backend.load(uri, where)
+  local scheme = backend.scheme(uri)
+  if not scheme then
+    error(("backend: %q is not a URI like etcd://HOST:PORT (%s)"):format(uri, where), 0)
+  end
+  local own = registrar.backends[scheme]
+  if own then return check(own, "registrar.backends." .. scheme) end
+  local base = scheme:gsub("%+https$", "")
+  local name = aliases[base] or base
+  local path, tried = package.searchpath("backends." .. name, package.path)
+  if not path then
+    error(("backend: unknown scheme %q in %s (%s): no registrar.backends[%q] in a site script, and%s")
+          :format(scheme, uri, where, scheme, tried:gsub("\n\t", "\n  ")), 0)
+  end
+  return check(dofile(path), path)
+end
+
+return backend
