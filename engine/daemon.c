@@ -98,13 +98,13 @@ static int daemon_init(struct daemon *d, struct config *c)
     so.metrics = d->metrics;
     d->script = script_load(&so, err, sizeof err);
     if (d->script == NULL) {
-        log_error("%s", err);
+        fprintf(stderr, "registrar: %s\n", err);
         return -1;
     }
     d->reconcile = reconcile_new(d->lp, d->script, c, d->metrics);
     d->watch = d->reconcile ? watch_new(d->lp, c, d->metrics, &cb, err, sizeof err) : NULL;
     if (d->watch == NULL) {
-        log_error("%s", d->reconcile ? err : "out of memory");
+        fprintf(stderr, "registrar: %s\n", d->reconcile ? err : "out of memory");
         return -1;
     }
     if (loop_signal(d->lp, SIGTERM, on_stop_signal, d) < 0 || loop_signal(d->lp, SIGINT, on_stop_signal, d) < 0 ||
@@ -123,7 +123,7 @@ int daemon_run(struct config *c)
     signal(SIGPIPE, SIG_IGN);
     if (daemon_init(&d, c) < 0) {
         daemon_free(&d);
-        return 1;
+        return 2;
     }
     log_info("registrar %s: host %s (%s), Docker at %s, backend %s, %s mode, interval %ld ms",
              REGISTRAR_VERSION, c->hostname, c->ipaddress, c->docker, c->backend,

@@ -33,8 +33,10 @@ function backend.load(uri, where)
   local name = aliases[base] or base
   local path, tried = package.searchpath("backends." .. name, package.path)
   if not path then
-    error(("backend: unknown scheme %q in %s (%s): no registrar.backends[%q] in a site script, and%s")
-          :format(scheme, uri, where, scheme, tried:gsub("\n\t", "\n  ")), 0)
+    local files = {}
+    for file in tried:gmatch("no file '([^']+)'") do files[#files + 1] = file end
+    error(("backend: unknown scheme %q in %s (%s): no registrar.backends[%q] in a site script, no %s")
+          :format(scheme, uri, where, scheme, table.concat(files, ", no ")), 0)
   end
   return check(dofile(path), path)
 end
