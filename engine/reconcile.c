@@ -553,11 +553,12 @@ static void value_as_string(lua_State *co)
 }
 
 /* advertised() answered: {key = value} of what this host has registered. */
-static void merge_advertised(struct reconcile *r, lua_State *co)
+static int merge_advertised(struct reconcile *r, lua_State *co)
 {
     struct map_iter it;
     const char *key;
     void *v;
+    int count = 0;
 
     /* keys we know of: take the registry's word unless we changed them since */
     map_iter_init(&it, r->entries);
@@ -575,6 +576,7 @@ static void merge_advertised(struct reconcile *r, lua_State *co)
     /* keys the registry has and nobody here wants: stale */
     lua_pushnil(co);
     while (lua_next(co, -2)) {
+        count++;
         if (lua_type(co, -2) == LUA_TSTRING && entry_get(r, lua_tostring(co, -2), false) == NULL) {
             struct entry *e = entry_get(r, lua_tostring(co, -2), true);
             value_as_string(co);
@@ -585,6 +587,7 @@ static void merge_advertised(struct reconcile *r, lua_State *co)
         }
         lua_pop(co, 1);
     }
+    return count;
 }
 
 static void on_audit_done(struct task *t, bool ok, lua_State *co, int nres, const char *err, void *arg)
@@ -592,6 +595,7 @@ static void on_audit_done(struct task *t, bool ok, lua_State *co, int nres, cons
     struct reconcile *r = arg;
     char buf[512];
     const char *fail = call_failed(co, nres, ok, err, buf, sizeof buf);
+    int count;
     (void)t;
     r->auditing = false;
     if (r->closing)
@@ -605,10 +609,9 @@ static void on_audit_done(struct task *t, bool ok, lua_State *co, int nres, cons
     }
     registry_ok(r);
     lua_settop(co, lua_gettop(co) - nres + 1);
-    merge_advertised(r, co);
+    count = merge_advertised(r, co);
     if (!r->audited)
-        log_info("registry %s: this host has %lu entries there", r->c->backend,
-                 (unsigned long)map_count(r->entries));
+        log_info("registry %s: this host has %d entries there", r->c->backend, count);
     r->audited = true;
     converge(r);
 }

@@ -1,0 +1,30 @@
+# Convenience front end to CMake; see README.md.
+BUILD ?= build
+JOBS ?= $(shell nproc)
+
+.PHONY: build run test sanitize clean
+
+build:
+	@.ci/deps build
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+	@cmake --build $(BUILD) -j $(JOBS)
+
+# The quick start: this host's containers into ./registry.json.
+run: build
+	$(BUILD)/registrar run -B file://$(CURDIR)/registry.json
+
+test:
+	@.ci/deps test
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+	@cmake --build $(BUILD) -j $(JOBS)
+	cd $(BUILD) && ctest --output-on-failure
+
+# The whole suite under AddressSanitizer and UndefinedBehaviorSanitizer.
+sanitize:
+	@.ci/deps test
+	@cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DREGISTRAR_SANITIZE=ON >/dev/null
+	@cmake --build build-asan -j $(JOBS)
+	cd build-asan && ctest --output-on-failure
+
+clean:
+	rm -rf $(BUILD) build-asan

@@ -1,0 +1,57 @@
+"""What the integration tests share: the registrar binary and how to run it."""
+import json
+import os
+
+import harness as h
+
+REGISTRAR = os.path.abspath(os.environ.get("REGISTRAR_BIN", "build/registrar"))
+SOURCE = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def start_registrar(test, *args, env=None, name="registrar"):
+    """Starts `registrar ARGS` with only the given environment (plus PATH),
+    as the old tool was configured; stopped when the test ends."""
+    full_env = {"PATH": h.SYSTEM_PATH}
+    full_env.update(env or {})
+    proc = h.Process([REGISTRAR, *args], env=full_env, inherit_env=False, name=name)
+    test.addCleanup(proc.cleanup)
+    proc.start()
+    return proc
+
+
+def container_env(inspect):
+    """Config.Env as a map, every '=' after the first kept in the value."""
+    env = {}
+    for item in inspect["Config"]["Env"] or []:
+        k, _, v = item.partition("=")
+        env[k] = v
+    return env
+
+
+def host_port(inspect, port):
+    bindings = inspect["NetworkSettings"]["Ports"][port]
+    return bindings[0]["HostPort"]
+
+
+def old_tool_document(inspect, port, key, host, ipaddress, tags=()):
+    """The document behaviour.md section 1 describes, from `docker inspect`."""
+    number, _, proto = port.partition("/")
+    return {
+        "id": inspect["Id"], "host": host, "ipaddress": ipaddress,
+        "env": container_env(inspect), "tags": list(tags),
+        "name": inspect["Name"], "image": inspect["Config"]["Image"],
+        "hostname": inspect["Config"]["Hostname"],
+        "port": number, "proto": proto, "host_port": host_port(inspect, port), "path": key,
+    }
+
+
+def decoded(tree):
+    return {k: json.loads(v) for k, v in tree.items()}
+
+
+def etcd_v2_index(etcd):
+    """etcd's v2 store index: it moves on every write, so an unchanged
+    index proves nothing was written."""
+    import urllib.request
+    with urllib.request.urlopen(etcd.endpoint + "/v2/keys/", timeout=5) as r:
+        return int(r.headers["X-Etcd-Index"])

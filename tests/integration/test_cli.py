@@ -1,0 +1,162 @@
+"""The command line: help, version, start-up errors, and `registrar check`.
+
+These need no Docker and no registry: each bad input must stop start-up
+with one line naming what is wrong and where, and exit status 2."""
+import json
+import os
+import subprocess
+import tempfile
+import unittest
+
+REGISTRAR = os.environ.get("REGISTRAR_BIN", "build/registrar")
+SOURCE = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+FIXTURES = os.path.join(SOURCE, "tests", "fixtures")
+
+BASE_ENV = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOST": "mesos-master", "IPADDRESS": "10.0.1.100"}
+
+
+def registrar(*args, env=None, timeout=20):
+    full_env = dict(BASE_ENV)
+    full_env.update(env or {})
+    return subprocess.run([REGISTRAR, *args], capture_output=True, text=True, env=full_env, timeout=timeout)
+
+
+class TempDir:
+    """Files for one test, removed when it ends."""
+
+    def __init__(self, test):
+        self.dir = tempfile.TemporaryDirectory(prefix="registrar-cli-")
+        test.addCleanup(self.dir.cleanup)
+
+    def file(self, name, text):
+        path = os.path.join(self.dir.name, name)
+        with open(path, "w") as f:
+            f.write(text)
+        return path
+
+
+class HelpAndVersion(unittest.TestCase):
+    def test_version_names_the_libraries(self):
+        r = registrar("version")
+        self.assertEqual(r.returncode, 0)
+        self.assertRegex(r.stdout, r"^registrar \d+\.\d+\.\d+ \(Lua 5\.4")
+
+    def test_help_everywhere(self):
+        for args in (["help"], ["-h"], ["--help"], ["run", "-h"], ["check", "--help"]):
+            r = registrar(*args)
+            self.assertEqual(r.returncode, 0, args)
+            self.assertIn("usage: registrar", r.stdout)
+        self.assertIn("watches docker", registrar("run", "-h").stdout.lower())
+
+    def test_help_config_lists_every_key_with_its_variable(self):
+        out = registrar("help", "config").stdout
+        for key, env in (("interval", "INTERVAL"), ("backend", "BACKEND"), ("hostname", "HOST"),
+                         ("prefix_services", "PREFIX_SERVICES"), ("service_ttl", "SERVICE_METHOD")):
+            self.assertRegex(out, rf"(?m)^{key}\s+{env}\s")
+
+    def test_no_command_is_a_usage_error(self):
+        r = registrar()
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("usage", r.stdout)
+
+    def test_unknown_command(self):
+        r = registrar("start")
+        self.assertEqual(r.returncode, 2)
+        self.assertIn('unknown command "start"', r.stderr)
+
+
+class StartupErrors(unittest.TestCase):
+    """One line on stderr naming the key, the value and where it came from."""
+
+    def assertFails(self, result, *fragments):
+        self.assertEqual(result.returncode, 2, result.stderr + result.stdout)
+        line = result.stderr.strip()
+        self.assertEqual(len(line.splitlines()), 1, line)
+        for fragment in fragments:
+            self.assertIn(fragment, line)
+
+    def test_interval_that_is_not_a_number(self):
+        self.assertFails(registrar("run", "-i", "abc"), 'interval: "abc" is not a whole number', "flag -i")
+        self.assertFails(registrar("run", env={"INTERVAL": "3s"}), 'interval: "3s"', "env INTERVAL")
+
+    def test_unknown_backend_scheme(self):
+        self.assertFails(registrar("run", "-B", "foo://x:1"), 'unknown scheme "foo"', "flag -B",
+                         "backends/foo.lua")
+
+    def test_missing_config_file(self):
+        self.assertFails(registrar("-c", "/nonexistent/registrar.yml", "run"),
+                         "config file /nonexistent/registrar.yml")
+
+    def test_unknown_yaml_key_names_file_and_line(self):
+        t = TempDir(self)
+        path = t.file("r.yml", "interval: 1000\nbackend: etcd://127.0.0.1:2379\nintervall: 5\n")
+        self.assertFails(registrar("-c", path, "run"), f'{path}:3: unknown key "intervall"')
+
+    def test_bad_yaml_value_names_file_and_line(self):
+        t = TempDir(self)
+        path = t.file("r.yml", "# settings\ninterval: soon\n")
+        self.assertFails(registrar("-c", path, "run"), 'interval: "soon"', f"{path}:2")
+
+    def test_unknown_flag(self):
+        self.assertFails(registrar("run", "--backnd", "etcd://x"), "unknown option --backnd")
+
+    def test_missing_site_script(self):
+        self.assertFails(registrar("run", "--script", "/nonexistent/site.lua"), "no such file /nonexistent/site.lua")
+
+    def test_site_script_syntax_error_names_file_and_line(self):
+        t = TempDir(self)
+        path = t.file("site.lua", "function key(service)\n  return 'x' ..\nend\n")
+        self.assertFails(registrar("run", "--script", path, "-B", "file:///tmp/x.json"), f"{path}:3:")
+
+    def test_site_script_runtime_error_names_file_and_line(self):
+        t = TempDir(self)
+        path = t.file("site.lua", "local x = nil\n\nprint(x.field)\n")
+        self.assertFails(registrar("run", "--script", path, "-B", "file:///tmp/x.json"),
+                         f"{path}:3: attempt to index a nil value")
+
+
+class Check(unittest.TestCase):
+    def test_worked_example_byte_for_byte(self):
+        r = registrar("check", "--containers", os.path.join(FIXTURES, "worked-example.json"))
+        self.assertEqual(r.returncode, 0, r.stderr)
+        lines = r.stdout.splitlines()
+        self.assertEqual(lines[0], "container /jovial_albattani (50ccf6e665e0)")
+        self.assertEqual(lines[1], "  key   /services/prod/etc/4001/49155/50ccf6e665e0")
+        self.assertEqual(lines[3], "  key   /services/prod/etc/7001/49156/50ccf6e665e0")
+        doc = json.loads(lines[2][len("  value "):])
+        self.assertEqual(doc, {
+            "id": "50ccf6e665e0f0e0a6b2f7e1c8d3a4b5c6d7e8f90a1b2c3d4e5f60718293a4f0",
+            "host": "mesos-master", "ipaddress": "10.0.1.100",
+            "env": {"APP": "etcd", "NAME": "etc", "ENVIRONMENT": "prod", "HOME": "/"},
+            "tags": [], "name": "/jovial_albattani", "image": "coreos/etcd", "hostname": "50ccf6e665e0",
+            "port": "4001", "proto": "tcp", "host_port": "49155",
+            "path": "/services/prod/etc/4001/49155/50ccf6e665e0",
+        })
+
+    def test_service_names_from_the_environment(self):
+        t = TempDir(self)
+        with open(os.path.join(FIXTURES, "worked-example.json")) as f:
+            containers = json.load(f)
+        containers[0]["Config"]["Env"] += ["SERVICE_4001_NAME=etcd_clients", "SERVICE_7001_NAME=etcd_peers"]
+        path = t.file("c.json", json.dumps(containers))
+        out = registrar("check", "--containers", path).stdout
+        self.assertIn("  key   /services/prod/etc/etcd_clients/49155/50ccf6e665e0\n", out)
+        self.assertIn("  key   /services/prod/etc/etcd_peers/49156/50ccf6e665e0\n", out)
+
+    def test_a_broken_hook_fails_the_check_with_file_and_line(self):
+        t = TempDir(self)
+        site = t.file("site.lua", "function key(service)\n  return service.nothing.here\nend\n")
+        r = registrar("check", "--script", site, "--containers", os.path.join(FIXTURES, "worked-example.json"))
+        self.assertEqual(r.returncode, 1)
+        self.assertIn(f"error: {site}:2: attempt to index a nil value", r.stdout)
+
+    def test_unreadable_containers_file(self):
+        t = TempDir(self)
+        path = t.file("c.json", "{not json")
+        r = registrar("check", "--containers", path)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("not a JSON list", r.stderr)
+
+
+if __name__ == "__main__":
+    unittest.main()
