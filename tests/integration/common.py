@@ -15,8 +15,21 @@ def start_registrar(test, *args, env=None, name="registrar"):
     full_env.update(env or {})
     proc = h.Process([REGISTRAR, *args], env=full_env, inherit_env=False, name=name)
     test.addCleanup(proc.cleanup)
+    test.addCleanup(stop_and_check_log, test, proc)
     proc.start()
     return proc
+
+
+SANITIZER_REPORTS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:")
+
+
+def stop_and_check_log(test, proc):
+    """Stops registrar with SIGTERM (so LeakSanitizer runs at exit); under
+    the sanitizer build a report in its log fails the test."""
+    proc.stop(timeout=10)
+    log = proc.log()
+    for marker in SANITIZER_REPORTS:
+        test.assertNotIn(marker, log, "sanitizer report in the %s log" % proc.name)
 
 
 def container_env(inspect):
