@@ -151,6 +151,10 @@ static bool is_file(const char *path)
     return stat(path, &st) == 0 && S_ISREG(st.st_mode);
 }
 
+/* Where the default scripts are, in this order: $REGISTRAR_SCRIPTS; the
+ * source tree for a binary inside the build tree, so an edit to a script is
+ * live without an install; <bindir>/../share/registrar/scripts, so an
+ * installed tree can be moved; the install prefix compiled in. */
 const char *script_dir(char *err, size_t errlen)
 {
     static char found[PATH_MAX];
@@ -164,23 +168,25 @@ const char *script_dir(char *err, size_t errlen)
         snprintf(err, errlen, "REGISTRAR_SCRIPTS=%s is not a directory", env);
         return NULL;
     }
-    /* A binary inside the build tree runs the scripts of its source tree,
-     * so an edit to a script is live without an install. */
     n = readlink("/proc/self/exe", exe, sizeof exe - 1);
     if (n > 0) {
+        char *slash;
         exe[n] = '\0';
         if (strncmp(exe, REGISTRAR_BUILD_DIR "/", strlen(REGISTRAR_BUILD_DIR) + 1) == 0 &&
-            is_dir(REGISTRAR_SOURCE_SCRIPTS)) {
-            snprintf(found, sizeof found, "%s", REGISTRAR_SOURCE_SCRIPTS);
-            return found;
+            is_dir(REGISTRAR_SOURCE_SCRIPTS))
+            return REGISTRAR_SOURCE_SCRIPTS;
+        slash = strrchr(exe, '/');
+        if (slash != NULL) {
+            *slash = '\0';
+            snprintf(found, sizeof found, "%.*s/../share/registrar/scripts", (int)(sizeof found - 40), exe);
+            if (is_dir(found))
+                return found;
         }
     }
     if (is_dir(REGISTRAR_INSTALL_SCRIPTS))
         return REGISTRAR_INSTALL_SCRIPTS;
-    if (is_dir(REGISTRAR_SOURCE_SCRIPTS))
-        return REGISTRAR_SOURCE_SCRIPTS;
-    snprintf(err, errlen, "cannot find registrar's scripts: looked in %s and %s (set REGISTRAR_SCRIPTS)",
-             REGISTRAR_INSTALL_SCRIPTS, REGISTRAR_SOURCE_SCRIPTS);
+    snprintf(err, errlen, "cannot find registrar's scripts: looked beside the binary and in %s "
+             "(set REGISTRAR_SCRIPTS)", REGISTRAR_INSTALL_SCRIPTS);
     return NULL;
 }
 
