@@ -341,6 +341,11 @@ static bool apply_inspect(struct watch *w, struct known *k, const struct http_re
                  k->id, res->body_len);
         return false;
     }
+    if (!cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(inspect, "State"))) {
+        log_warn("container %.12s: inspect answer has no State; keeping its services", k->id);
+        cJSON_Delete(inspect);
+        return false;
+    }
     if (!is_running(inspect)) {
         cJSON_Delete(inspect);
         drop(w, k);
