@@ -11,7 +11,7 @@
 struct cli_flag {
     enum config_key key;
     const char *value;
-    char where[40];             /* "flag -i" */
+    char where[72];             /* "flag -i" */
 };
 
 struct cli {

@@ -46,6 +46,10 @@ static const struct config_key_info keys[CK_COUNT] = {
     [CK_SCRIPT] = { "script", "SCRIPT", NULL, "none", "site script loaded after the defaults" },
     [CK_HEALTH] = { "health", "HEALTH", NULL, "require",
                     "require: register containers with a HEALTHCHECK only while healthy; ignore" },
+    [CK_NETWORK] = { "network", "NETWORK", NULL, "none",
+                     "register each container's IP on this network and the container port" },
+    [CK_EXPLICIT] = { "explicit", "EXPLICIT", NULL, "false",
+                      "registrator naming: only containers that set SERVICE_NAME" },
     [CK_CONCURRENCY] = { "concurrency", "CONCURRENCY", NULL, "16", "registry requests at once" },
     [CK_TIMEOUT] = { "timeout", "TIMEOUT", NULL, "5000", "ms before a registry request fails" },
     [CK_USERNAME] = { "username", "BACKEND_USERNAME", NULL, "none", "registry user (etcd)" },
@@ -89,6 +93,7 @@ void config_free(struct config *c)
     free(c->statsd_host);
     free(c->naming);
     free(c->script);
+    free(c->network);
     free(c->username);
     free(c->password);
     free(c->token);
@@ -499,6 +504,8 @@ int config_finish(struct config *c, char *err, size_t errlen)
         set_string(&ck, CK_NAMING, &c->naming, "default") < 0 ||
         set_string(&ck, CK_SCRIPT, &c->script, NULL) < 0 ||
         set_choice(&ck, CK_HEALTH, &hm, "require", health, "is not require or ignore") < 0 ||
+        set_string(&ck, CK_NETWORK, &c->network, NULL) < 0 ||
+        set_bool(&ck, CK_EXPLICIT, &c->explicit_only) < 0 ||
         set_number(&ck, CK_CONCURRENCY, &c->concurrency, "16", 1, 1024, "requests") < 0 ||
         set_number(&ck, CK_TIMEOUT, &c->timeout_ms, "5000", 100, 600000, "milliseconds") < 0 ||
         set_string(&ck, CK_USERNAME, &c->username, NULL) < 0 ||

@@ -216,6 +216,9 @@ void lua_registrar_push_config(lua_State *L, const struct config *c)
     set_string_field(L, "naming", c->naming);
     set_string_field(L, "script", c->script);
     set_string_field(L, "health", c->health == HEALTH_IGNORE ? "ignore" : "require");
+    set_string_field(L, "network", c->network);
+    lua_pushboolean(L, c->explicit_only);
+    lua_setfield(L, -2, "explicit");
     set_integer_field(L, "concurrency", c->concurrency);
     set_integer_field(L, "timeout", c->timeout_ms);
     set_string_field(L, "username", c->username);

@@ -10,11 +10,14 @@
 --   service:FIELD   a document field: HOST_PORT, HOSTNAME, IMAGE, ...
 --
 -- Fixes over the old tool: env values keep every '='; each port keeps its
--- own HostIp; unpublished ports are skipped; a UDP port's PORT segment is
--- "<port>:udp" so TCP and UDP on one number do not share a key.
+-- own HostIp; unpublished ports are skipped (unless a network is chosen,
+-- see registrar/address.lua); a UDP port's PORT segment is "<port>:udp" so
+-- TCP and UDP on one number do not share a key.
 
 local registrar = require "registrar"
+local address = require "registrar.address"
 local keys = require "registrar.keys"
+local settings = require "registrar.settings"
 
 local json = registrar.json
 
@@ -23,43 +26,31 @@ local DEFAULT_PREFIX_PATH = {
   "service:PORT", "service:HOST_PORT", "service:HOSTNAME",
 }
 
-local function wildcard(ip)
-  return ip == nil or ip == "" or ip == "0.0.0.0" or ip == "::"
-end
-
 local function label_of(service)
   local c = service.container
   return ("%s (%s)"):format(c.name or "?", (c.id or "?"):sub(1, 12))
 end
 
--- env or label setting: the env var wins, as it does in registrator.
-local function setting(service, name)
-  local value = service.env[name]
-  if value == nil then value = service.labels[name] end
-  return value
-end
-
--- One service per (port, protocol, host port, address): the IPv4 and IPv6
+-- One service per (port, protocol, address, port there): the IPv4 and IPv6
 -- wildcard bindings Docker makes for `-p` are one service, not two.
 function services(container)
   local list, seen = {}, {}
   for _, p in ipairs(container.ports or {}) do
-    if p.host_port then
-      local address = wildcard(p.host_ip) and registrar.host.ipaddress or p.host_ip
-      local id = ("%d/%s/%d/%s"):format(p.port, p.proto, p.host_port, address)
-      if not seen[id] then
-        seen[id] = true
-        list[#list + 1] = {
-          container = container,
-          env = container.env or {},
-          labels = container.labels or {},
-          port = tostring(p.port),
-          proto = p.proto,
-          host_ip = p.host_ip,
-          host_port = tostring(p.host_port),
-          ipaddress = address,
-        }
-      end
+    local ip, port = address.of(container, p)
+    local id = ip and ("%d/%s/%s/%d"):format(p.port, p.proto, ip, port)
+    if id and not seen[id] then
+      seen[id] = true
+      list[#list + 1] = {
+        container = container,
+        env = container.env or {},
+        labels = container.labels or {},
+        settings = settings.of(container, p.port),
+        port = tostring(p.port),
+        proto = p.proto,
+        host_ip = p.host_ip,
+        host_port = tostring(port),
+        ipaddress = ip,
+      }
     end
   end
   return list
@@ -67,19 +58,15 @@ end
 
 -- The service's name, as the old tool gave it to Consul.
 function name(service)
-  local named = setting(service, "SERVICE_" .. service.port .. "_NAME") or setting(service, "SERVICE_NAME")
+  local named = service.settings.name
   if named and named ~= "" then return named end
   local image = (service.container.image or ""):gsub(":[^:/]*$", ""):match("([^/]+)$") or "service"
   return image .. "-" .. service.port
 end
 
-local function truthy(value)
-  return value ~= nil and value ~= "" and value ~= "0" and value:lower() ~= "false" and value:lower() ~= "no"
-end
-
 -- SERVICE_IGNORE, or SERVICE_<port>_IGNORE for one port (env or label).
 function ignore(service)
-  return truthy(setting(service, "SERVICE_IGNORE")) or truthy(setting(service, "SERVICE_" .. service.port .. "_IGNORE"))
+  return settings.truthy(service.settings.ignore)
 end
 
 -- The old tool's document fields, by their upper-case prefix_path names.
@@ -93,11 +80,14 @@ local function field(service, name)
   return fields[name]
 end
 
+-- SERVICE_<port>_NAME (env, as the old tool read it, or label), else the port.
 local function port_segment(service)
-  local named = service.env["SERVICE_" .. service.port .. "_NAME"]
+  local var = "SERVICE_" .. service.port .. "_NAME"
+  local named, origin = service.labels[var], "label " .. var
+  if named == nil or named == "" then named, origin = service.env[var], "env " .. var end
   local segment = (named and named ~= "") and named or service.port
   if service.proto ~= "tcp" then segment = segment .. ":" .. service.proto end
-  return segment, named and ("env SERVICE_" .. service.port .. "_NAME") or "port"
+  return segment, (named and named ~= "") and origin or "port"
 end
 
 -- The value of one prefix_path element, and where it came from (for the log).
