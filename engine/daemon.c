@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli.h"
 #include "config.h"
 #include "container.h"
 #include "http.h"
@@ -20,36 +21,44 @@
 #include "script.h"
 #include "watch.h"
 
-struct daemon {
+/* What one configuration runs: rebuilt as a whole on SIGHUP. */
+struct parts {
     struct config *c;
-    struct loop *lp;
     struct metrics *metrics;
     struct http *http;          /* the scripts' registry traffic */
     struct script *script;
     struct reconcile *reconcile;
     struct watch *watch;
+};
+
+struct daemon {
+    const struct cli *cli;
+    struct loop *lp;
+    struct parts p;
     int signal_seen;
 };
+
+extern char **environ;
 
 static void on_changed(void *arg, const char *id, const cJSON *container)
 {
     struct daemon *d = arg;
-    reconcile_container(d->reconcile, id, container);
+    reconcile_container(d->p.reconcile, id, container);
 }
 
 static void on_listed(void *arg, bool complete)
 {
     struct daemon *d = arg;
-    reconcile_listed(d->reconcile, complete);
+    reconcile_listed(d->p.reconcile, complete);
 }
 
 static long on_interval(struct loop *lp, void *arg)
 {
     struct daemon *d = arg;
     (void)lp;
-    watch_resync(d->watch);
-    reconcile_tick(d->reconcile);
-    return d->c->interval_ms;
+    watch_resync(d->p.watch);
+    reconcile_tick(d->p.reconcile);
+    return d->p.c->interval_ms;
 }
 
 static void on_stop_signal(struct loop *lp, int signo, void *arg)
@@ -60,81 +69,145 @@ static void on_stop_signal(struct loop *lp, int signo, void *arg)
     loop_stop(lp);
 }
 
-static void on_hangup(struct loop *lp, int signo, void *arg)
+static void parts_free(struct parts *p)
 {
-    (void)lp;
-    (void)signo;
-    (void)arg;
-    log_warn("SIGHUP: reloading is not supported by this version; restart to apply changes");
+    watch_free(p->watch);
+    reconcile_free(p->reconcile);
+    script_free(p->script);
+    http_free(p->http);
+    metrics_free(p->metrics);
+    if (p->c != NULL) {
+        config_free(p->c);
+        free(p->c);
+    }
+    memset(p, 0, sizeof *p);
 }
 
-static void daemon_free(struct daemon *d)
+/* Builds everything a configuration needs; nothing runs until started. */
+static int parts_build(struct daemon *d, struct parts *p, struct config *c, char *err, size_t errlen)
 {
-    watch_free(d->watch);
-    reconcile_free(d->reconcile);
-    script_free(d->script);
-    http_free(d->http);
-    metrics_free(d->metrics);
-    loop_free(d->lp);
-}
-
-static int daemon_init(struct daemon *d, struct config *c)
-{
-    char err[1024];
     struct script_options so = { 0 };
     struct watch_callbacks cb = { on_changed, on_listed, d };
 
-    memset(d, 0, sizeof *d);
-    d->c = c;
-    d->lp = loop_new();
-    d->metrics = metrics_new(c->prefix_stats, c->statsd_host, c->statsd_port);
-    d->http = d->lp ? http_new(d->lp, (int)c->concurrency) : NULL;
-    if (d->lp == NULL || d->metrics == NULL || d->http == NULL) {
-        log_error("out of memory");
+    memset(p, 0, sizeof *p);
+    p->c = c;
+    p->metrics = metrics_new(c->prefix_stats, c->statsd_host, c->statsd_port);
+    p->http = http_new(d->lp, (int)c->concurrency);
+    if (p->metrics == NULL || p->http == NULL) {
+        snprintf(err, errlen, "out of memory");
         return -1;
     }
     so.config = c;
-    so.http = d->http;
-    so.metrics = d->metrics;
-    d->script = script_load(&so, err, sizeof err);
-    if (d->script == NULL) {
-        fprintf(stderr, "registrar: %s\n", err);
+    so.http = p->http;
+    so.metrics = p->metrics;
+    p->script = script_load(&so, err, errlen);
+    if (p->script == NULL)
+        return -1;
+    p->reconcile = reconcile_new(d->lp, p->script, c, p->metrics);
+    if (p->reconcile == NULL) {
+        snprintf(err, errlen, "out of memory");
         return -1;
     }
-    d->reconcile = reconcile_new(d->lp, d->script, c, d->metrics);
-    d->watch = d->reconcile ? watch_new(d->lp, c, d->metrics, &cb, err, sizeof err) : NULL;
-    if (d->watch == NULL) {
-        fprintf(stderr, "registrar: %s\n", d->reconcile ? err : "out of memory");
-        return -1;
-    }
-    if (loop_signal(d->lp, SIGTERM, on_stop_signal, d) < 0 || loop_signal(d->lp, SIGINT, on_stop_signal, d) < 0 ||
-        loop_signal(d->lp, SIGHUP, on_hangup, d) < 0) {
-        log_error("cannot set up signal handling");
-        return -1;
-    }
-    return 0;
+    p->watch = watch_new(d->lp, c, p->metrics, &cb, err, errlen);
+    return p->watch ? 0 : -1;
 }
 
-int daemon_run(struct config *c)
+static void parts_start(struct parts *p)
 {
-    struct daemon d;
-    int rc = 0;
-
-    signal(SIGPIPE, SIG_IGN);
-    if (daemon_init(&d, c) < 0) {
-        daemon_free(&d);
-        return 2;
-    }
+    const struct config *c = p->c;
     log_info("registrar %s: host %s (%s), Docker at %s, backend %s, %s mode, interval %ld ms",
              REGISTRAR_VERSION, c->hostname, c->ipaddress, c->docker, c->backend,
              c->mode == MODE_TTL ? "ttl" : "prune", c->interval_ms);
-    reconcile_start(d.reconcile);
-    watch_start(d.watch);
-    loop_timer_add(d.lp, c->interval_ms, on_interval, &d);
+    reconcile_start(p->reconcile);
+    watch_start(p->watch);
+}
+
+/* The configuration as the command line, env, YAML and env file say now. */
+static struct config *read_config(const struct cli *cli, char *err, size_t errlen)
+{
+    struct config *c = malloc(sizeof *c);
+    if (c == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    if (cli_build_config(cli, c, environ, err, errlen) < 0) {
+        config_free(c);
+        free(c);
+        return NULL;
+    }
+    return c;
+}
+
+/* SIGHUP: read configuration and scripts again.  Only when all of it loads
+ * are the running parts replaced; the new ones read Docker and audit the
+ * registry afresh, so a changed layout converges (old keys of this host
+ * are pruned after the first complete listing) and nothing is dropped in
+ * between.  The log file is reopened, for rotation. */
+static void on_hangup(struct loop *lp, int signo, void *arg)
+{
+    struct daemon *d = arg;
+    struct parts next;
+    struct config *c;
+    char err[1024];
+    (void)lp;
+    (void)signo;
+
+    c = read_config(d->cli, err, sizeof err);
+    if (c == NULL) {
+        log_error("SIGHUP: %s; keeping the running configuration and scripts", err);
+        return;
+    }
+    if (parts_build(d, &next, c, err, sizeof err) < 0) {
+        log_error("SIGHUP: %s; keeping the running configuration and scripts", err);
+        parts_free(&next);
+        return;
+    }
+    if (log_open(c->log_file, err, sizeof err) < 0)
+        log_error("SIGHUP: %s; logging on where it was", err);
+    log_set_level(c->log_level);
+    parts_free(&d->p);
+    d->p = next;
+    log_info("SIGHUP: configuration and scripts reloaded");
+    parts_start(&d->p);
+}
+
+int daemon_run(const struct cli *cli, struct config *initial)
+{
+    struct daemon d = { .cli = cli };
+    struct config *c = malloc(sizeof *c);
+    char err[1024];
+    int rc = 0;
+
+    signal(SIGPIPE, SIG_IGN);
+    if (c == NULL)
+        return 2;
+    *c = *initial;              /* the daemon owns it from here (and frees it) */
+    memset(initial, 0, sizeof *initial);
+    d.lp = loop_new();
+    if (d.lp == NULL || parts_build(&d, &d.p, c, err, sizeof err) < 0) {
+        fprintf(stderr, "registrar: %s\n", d.lp ? err : "out of memory");
+        if (d.p.c == NULL) {
+            config_free(c);
+            free(c);
+        }
+        parts_free(&d.p);
+        loop_free(d.lp);
+        return 2;
+    }
+    if (loop_signal(d.lp, SIGTERM, on_stop_signal, &d) < 0 || loop_signal(d.lp, SIGINT, on_stop_signal, &d) < 0 ||
+        loop_signal(d.lp, SIGHUP, on_hangup, &d) < 0) {
+        fprintf(stderr, "registrar: cannot set up signal handling\n");
+        parts_free(&d.p);
+        loop_free(d.lp);
+        return 2;
+    }
+    parts_start(&d.p);
+    loop_timer_add(d.lp, d.p.c->interval_ms, on_interval, &d);
     loop_run(d.lp);
     if (d.signal_seen == 0)
         rc = 1;
-    daemon_free(&d);
+    parts_free(&d.p);
+    loop_free(d.lp);
     return rc;
 }
 
@@ -258,7 +331,7 @@ static int check_live(struct check *k, struct config *c)
 int daemon_check(struct config *c, const char *containers_file)
 {
     struct check k = { 0 };
-    struct script_options so = { c, NULL, NULL };
+    struct script_options so = { .config = c };
     char err[1024];
     int rc;
 

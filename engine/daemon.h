@@ -2,9 +2,11 @@
 #ifndef REGISTRAR_DAEMON_H
 #define REGISTRAR_DAEMON_H
 
+struct cli;
 struct config;
 
-int daemon_run(struct config *c);
+/* Takes over *c (zeroing it); SIGHUP rebuilds the config from cli. */
+int daemon_run(const struct cli *cli, struct config *c);
 int daemon_check(struct config *c, const char *containers_file);
 
 #endif

@@ -38,7 +38,7 @@ static int run_command(const struct cli *cli)
         return 2;
     }
     if (strcmp(cli->command, "run") == 0)
-        rc = daemon_run(&c);
+        rc = daemon_run(cli, &c);
     else
         rc = daemon_check(&c, cli->containers);
     log_close();

@@ -8,8 +8,11 @@
  * A key whose want and have differ is queued; converge() turns queued keys
  * into backend calls: register when want differs from have, deregister
  * when only have is left.  Nothing is deregistered before a complete Docker
- * listing (until then an absent container may simply not be read yet), and
- * a failed call changes nothing we know: the key is retried with backoff.
+ * listing (until then an absent container may simply not be read yet); an
+ * entry no container here ever named (an orphan) is pruned only while every
+ * container's naming succeeds, since a container whose naming failed may be
+ * the one that owns it.  A failed call changes nothing we know: the key is
+ * retried with backoff.
  * Backend calls are coroutines (task.c), at most `concurrency` at once;
  * a backend with apply() gets the queued changes as one batch instead. */
 #include "reconcile.h"
@@ -41,6 +44,7 @@ struct entry {
     bool busy;                  /* a backend call for it is under way */
     bool queued;
     bool failed;                /* waiting for the retry timer */
+    bool claimed;               /* a container here named it in this run */
     unsigned long long touched; /* seq of the last change */
     struct entry *next_queued;
 };
@@ -59,6 +63,7 @@ struct reconcile {
     struct metrics *m;
     struct map *entries;        /* key -> struct entry */
     struct map *owned;          /* container id -> struct owned */
+    struct map *naming_failed;  /* container ids whose naming raised */
     struct entry *queue_head, *queue_tail;
     enum backend_state backend;
     int backend_ref;            /* the handle open() returned */
@@ -363,6 +368,13 @@ static void on_batch_done(struct task *t, bool ok, lua_State *co, int nres, cons
 
 static bool wants_put(const struct entry *e) { return e->want != NULL; }
 
+static bool may_delete(const struct reconcile *r, const struct entry *e)
+{
+    if (!r->listed_complete)
+        return false;
+    return e->claimed || map_count(r->naming_failed) == 0;
+}
+
 /* Takes queued entries that need a call into one apply(puts, deletes). */
 static void start_batch(struct reconcile *r)
 {
@@ -373,7 +385,7 @@ static void start_batch(struct reconcile *r)
     int n = 0, nput = 0, ndel = 0;
 
     while (n < BATCH_MAX && (e = dequeue(r)) != NULL) {
-        if (e->busy || e->failed || settled(e) || (!wants_put(e) && !r->listed_complete))
+        if (e->busy || e->failed || settled(e) || (!wants_put(e) && !may_delete(r, e)))
             forget_if_idle(r, e);
         else
             picked[n++] = e;
@@ -429,8 +441,8 @@ static void converge(struct reconcile *r)
             forget_if_idle(r, e);
             continue;
         }
-        if (!wants_put(e) && !r->listed_complete)
-            continue;           /* re-queued by the next complete listing */
+        if (!wants_put(e) && !may_delete(r, e))
+            continue;           /* re-queued when deleting becomes safe */
         start_op(r, e, wants_put(e));
     }
 }
@@ -476,10 +488,22 @@ static bool want(struct reconcile *r, const char *id, struct script_entry *se)
         enqueue(r, e);
     }
     set_str(&e->owner, id);
+    e->claimed = true;
     script_unref(r->s, e->want_ref);
     e->want_ref = se->ref;
     se->ref = LUA_NOREF;
     return true;
+}
+
+static void requeue_unsettled(struct reconcile *r)
+{
+    struct map_iter it;
+    const char *key;
+    void *v;
+    map_iter_init(&it, r->entries);
+    while (map_iter_next(&it, &key, &v))
+        if (!settled(v))
+            enqueue(r, v);
 }
 
 static const char *container_label(const cJSON *c, const char *id)
@@ -499,8 +523,11 @@ void reconcile_container(struct reconcile *r, const char *id, const cJSON *conta
         script_services(r->s, container, &se, &n, err, sizeof err) < 0) {
         log_error("container %s (%.12s): naming failed: %s; keeping its registrations",
                   container_label(container, id), id, err);
+        map_put(r->naming_failed, id, (void *)1, NULL);
         return;
     }
+    if (map_remove(r->naming_failed, id) != NULL && map_count(r->naming_failed) == 0)
+        requeue_unsettled(r);   /* orphans may be pruned again */
     now = calloc(1, sizeof *now);
     if (now != NULL && n > 0)
         now->keys = calloc((size_t)n, sizeof *now->keys);
@@ -526,17 +553,11 @@ void reconcile_container(struct reconcile *r, const char *id, const cJSON *conta
 
 void reconcile_listed(struct reconcile *r, bool complete)
 {
-    struct map_iter it;
-    const char *key;
-    void *v;
     if (!complete || r->listed_complete)
         return;
     /* the first complete listing: deletions held back until now may go */
     r->listed_complete = true;
-    map_iter_init(&it, r->entries);
-    while (map_iter_next(&it, &key, &v))
-        if (!settled(v))
-            enqueue(r, v);
+    requeue_unsettled(r);
     converge(r);
 }
 
@@ -817,7 +838,8 @@ struct reconcile *reconcile_new(struct loop *lp, struct script *s, const struct 
     r->retry_ms = RETRY_MIN_MS;
     r->entries = map_new();
     r->owned = map_new();
-    if (r->entries == NULL || r->owned == NULL) {
+    r->naming_failed = map_new();
+    if (r->entries == NULL || r->owned == NULL || r->naming_failed == NULL) {
         reconcile_free(r);
         return NULL;
     }
@@ -838,5 +860,6 @@ void reconcile_free(struct reconcile *r)
     loop_timer_cancel(r->lp, r->open_timer);
     map_free(r->entries, entry_release);
     map_free(r->owned, owned_free);
+    map_free(r->naming_failed, NULL);
     free(r);
 }

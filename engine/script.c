@@ -22,6 +22,7 @@
 struct script {
     lua_State *L;
     size_t mem_used, mem_limit;
+    long instruction_budget;
     int pipeline_ref;
     int backend_ref;
 };
@@ -65,15 +66,20 @@ static void budget_hook(lua_State *L, lua_Debug *ar)
     b->instructions_left -= BUDGET_STEP;
     if (b->instructions_left < 0 && !b->exceeded) {
         b->exceeded = true;
-        luaL_error(L, "stopped after %d million instructions: a loop that never ends?",
-                   (int)(SCRIPT_INSTRUCTION_BUDGET / 1000000));
+        /* level 0: inside a hook that is the function running the loop */
+        luaL_where(L, 0);
+        lua_pushfstring(L, "stopped after %d million instructions: a loop that never ends?",
+                        (int)((b->limit + 999999) / 1000000));
+        lua_concat(L, 2);
+        lua_error(L);
     }
 }
 
 /* A debug hook is per thread: each coroutine gets its own. */
-void script_arm_budget(lua_State *L, struct script_budget *b)
+void script_arm_budget(struct script *s, lua_State *L, struct script_budget *b)
 {
-    b->instructions_left = SCRIPT_INSTRUCTION_BUDGET;
+    b->limit = s->instruction_budget;
+    b->instructions_left = s->instruction_budget;
     b->exceeded = false;
     *(struct script_budget **)lua_getextraspace(L) = b;
     lua_sethook(L, budget_hook, LUA_MASKCOUNT, BUDGET_STEP);
@@ -96,12 +102,12 @@ static int traceback_handler(lua_State *L)
     return 1;
 }
 
-void script_describe_error(lua_State *from, int status, char *buf, size_t len)
+void script_describe_error(struct script *s, lua_State *from, int status, char *buf, size_t len)
 {
     const char *msg = lua_tostring(from, -1), *tb;
     if (status == LUA_ERRMEM) {
-        snprintf(buf, len, "script memory limit of %lu MiB reached",
-                 (unsigned long)(SCRIPT_MEMORY_LIMIT >> 20));
+        snprintf(buf, len, "stopped: the scripts' memory limit of %lu MiB was reached",
+                 (unsigned long)(s->mem_limit >> 20));
         return;
     }
     if (msg == NULL)
@@ -124,12 +130,12 @@ static int protected_call(struct script *s, int nargs, int nres, char *err, size
 
     lua_pushcfunction(L, traceback_handler);
     lua_insert(L, base);
-    script_arm_budget(L, &budget);
+    script_arm_budget(s, L, &budget);
     status = lua_pcall(L, nargs, nres, base);
     disarm_budget(L);
     lua_remove(L, base);
     if (status != LUA_OK) {
-        script_describe_error(L, status, err, errlen);
+        script_describe_error(s, L, status, err, errlen);
         lua_pop(L, 1);
         lua_gc(L, LUA_GCCOLLECT);   /* give back what a runaway script took */
         return -1;
@@ -194,7 +200,7 @@ static int run_file(struct script *s, const char *path, char *err, size_t errlen
 {
     int status = luaL_loadfilex(s->L, path, "t");
     if (status != LUA_OK) {
-        script_describe_error(s->L, status, err, errlen);
+        script_describe_error(s, s->L, status, err, errlen);
         lua_pop(s->L, 1);
         return -1;
     }
@@ -300,7 +306,8 @@ struct script *script_load(const struct script_options *opt, char *err, size_t e
         return NULL;
     }
     s->pipeline_ref = s->backend_ref = LUA_NOREF;
-    s->mem_limit = SCRIPT_MEMORY_LIMIT;
+    s->mem_limit = opt->memory_limit ? opt->memory_limit : SCRIPT_MEMORY_LIMIT;
+    s->instruction_budget = opt->instruction_budget ? opt->instruction_budget : SCRIPT_INSTRUCTION_BUDGET;
     s->L = lua_newstate(capped_alloc, s);
     if (s->L == NULL) {
         free(s);

@@ -22,6 +22,8 @@ struct script_options {
     const struct config *config;
     struct http *http;          /* NULL: no HTTP (registrar check) */
     struct metrics *metrics;
+    long instruction_budget;    /* 0: SCRIPT_INSTRUCTION_BUDGET */
+    size_t memory_limit;        /* 0: SCRIPT_MEMORY_LIMIT */
 };
 
 /* Finds the default scripts' directory: $REGISTRAR_SCRIPTS, the source tree
@@ -50,12 +52,13 @@ void script_unref(struct script *s, int ref);
 /* Budget bookkeeping shared with task.c. */
 struct script_budget {
     long instructions_left;
+    long limit;
     bool exceeded;
 };
-void script_arm_budget(lua_State *L, struct script_budget *b);
+void script_arm_budget(struct script *s, lua_State *L, struct script_budget *b);
 /* Writes "file:line: message" of the error object on top of `from`, with
  * memory errors spelt out; a traceback after it goes to the debug log. */
-void script_describe_error(lua_State *from, int status, char *buf, size_t len);
+void script_describe_error(struct script *s, lua_State *from, int status, char *buf, size_t len);
 size_t script_memory_used(const struct script *s);
 
 /* The backend module table (scripts/backends/<scheme>.lua) in the registry. */

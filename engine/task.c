@@ -48,7 +48,7 @@ struct task *task_new(struct script *s, task_done_fn *done, void *arg)
         live->prev = t;
     live = t;
     nlive++;
-    script_arm_budget(t->co, &t->budget);
+    script_arm_budget(s, t->co, &t->budget);
     return t;
 }
 
@@ -76,10 +76,10 @@ static void finish_failed(struct task *t, int status)
     if (status != LUA_ERRMEM) {
         const char *msg = lua_tostring(t->co, -1);
         luaL_traceback(L, t->co, msg ? msg : "(error object is not a string)", 0);
-        script_describe_error(L, status, err, sizeof err);
+        script_describe_error(t->s, L, status, err, sizeof err);
         lua_pop(L, 1);
     } else {
-        script_describe_error(t->co, status, err, sizeof err);
+        script_describe_error(t->s, t->co, status, err, sizeof err);
     }
     if (t->done)
         t->done(t, false, t->co, 0, err, t->arg);

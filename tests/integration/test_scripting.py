@@ -1,0 +1,137 @@
+"""Site scripts in a running daemon: SIGHUP reloads them (a broken one is
+refused and the running one kept), and a hook that fails or runs away costs
+one container, never the daemon or anybody's registrations."""
+import json
+import os
+import signal
+import tempfile
+import unittest
+
+import harness as h
+from common import host_port, start_registrar
+
+HOST = "scripthost"
+
+V1 = """local registrar = require 'registrar'
+function key(service) return '/v1' .. registrar.default.key(service) end
+"""
+V2 = """local registrar = require 'registrar'
+function key(service) return '/v2' .. registrar.default.key(service) end
+"""
+BROKEN = """local registrar = require 'registrar'
+function key(service)
+  return '/v3' ..
+end
+"""
+# key() fails for containers labelled fail=yes, loops for loop=yes
+FAULTY = """local registrar = require 'registrar'
+function key(service)
+  if service.labels.fail == 'yes' then error('no key for ' .. service.container.name) end
+  if service.labels.loop == 'yes' then while true do end end
+  return registrar.default.key(service)
+end
+"""
+
+
+@h.skip_unless_available(h.Dockerd)
+class Scripting(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.docker = h.Dockerd()
+        cls.addClassCleanup(cls.docker.cleanup)
+        cls.docker.start()
+        cls.image = cls.docker.import_busybox()
+
+    def setUp(self):
+        tmp = tempfile.TemporaryDirectory(prefix="registrar-script-")
+        self.addCleanup(tmp.cleanup)
+        self.dir = tmp.name
+        self.registry = os.path.join(self.dir, "services.json")
+        self.site = os.path.join(self.dir, "site.lua")
+        self.addCleanup(lambda: self.docker.docker("rm", "-f", *self.docker.docker("ps", "-aq").split(), check=False))
+
+    def write_site(self, text):
+        with open(self.site + ".new", "w") as f:
+            f.write(text)
+        os.rename(self.site + ".new", self.site)
+
+    def registrar(self):
+        return start_registrar(self, "run", "-B", "file://" + self.registry, "-D", self.docker.socket,
+                               "-H", HOST, "-a", "10.0.0.1", "-i", "500", "--script", self.site,
+                               "--log-level", "debug")
+
+    def keys(self):
+        try:
+            with open(self.registry) as f:
+                return set(json.load(f)["services"])
+        except FileNotFoundError:
+            return set()
+
+    def web(self, name, *labels):
+        args = ["-e", "NAME=" + name, "-P", "--expose", "80"]
+        for label in labels:
+            args += ["--label", label]
+        cid = self.docker.run(*args, self.image, "sleep", "3600")
+        i = self.docker.inspect(cid)
+        return "/services/%s/80/%s/%s" % (name, host_port(i, "80/tcp"), i["Config"]["Hostname"])
+
+    def test_sighup_reloads_and_a_broken_script_keeps_the_running_one(self):
+        self.write_site(V1)
+        a = self.web("a")
+        reg = self.registrar()
+        h.wait_until(lambda: self.keys() == {"/v1" + a}, message="v1 layout")
+
+        self.write_site(BROKEN)
+        mark = reg.mark()
+        reg.signal(signal.SIGHUP)
+        reg.wait_log(r"SIGHUP: .*site\.lua:4: .*; keeping the running configuration and scripts", since=mark)
+        b = self.web("b")                   # the running v1 script still names new containers
+        h.wait_until(lambda: self.keys() == {"/v1" + a, "/v1" + b}, message="v1 still in force")
+
+        self.write_site(V2)
+        mark = reg.mark()
+        reg.signal(signal.SIGHUP)
+        reg.wait_log(r"SIGHUP: configuration and scripts reloaded", since=mark)
+        h.wait_until(lambda: self.keys() == {"/v2" + a, "/v2" + b}, message="v2 layout, v1 keys pruned")
+        self.assertTrue(reg.alive())
+
+    def test_a_failing_hook_costs_its_container_only(self):
+        self.write_site(FAULTY)
+        good = self.web("good")
+        self.web("bad", "fail=yes")
+        reg = self.registrar()
+        h.wait_until(lambda: self.keys() == {good}, message="the good container alone")
+        reg.wait_log(r"container /\S+ \(\w{12}\): naming failed: .*site\.lua:3: no key for /\S+; keeping its registrations")
+        later = self.web("later")
+        h.wait_until(lambda: self.keys() == {good, later}, message="later containers still registered")
+
+    def test_a_runaway_hook_is_stopped_and_the_daemon_goes_on(self):
+        self.write_site(FAULTY)
+        good = self.web("good")
+        self.web("spin", "loop=yes")
+        reg = self.registrar()
+        reg.wait_log(r"naming failed: .*site\.lua:4: stopped after \d+ million instructions", timeout=30)
+        h.wait_until(lambda: good in self.keys(), message="the good container")
+        later = self.web("later")
+        h.wait_until(lambda: later in self.keys(), message="the daemon still works")
+
+    def test_a_failing_hook_after_reload_does_not_prune_that_containers_keys(self):
+        self.write_site(V1)
+        fragile = self.web("fragile", "fail=yes")
+        steady = self.web("steady")
+        reg = self.registrar()
+        h.wait_until(lambda: self.keys() == {"/v1" + fragile, "/v1" + steady}, message="both under v1")
+        # the new script fails for one container: its keys must survive, and
+        # with them every orphan (we cannot tell which are that container's)
+        self.write_site(FAULTY.replace("return registrar.default.key(service)",
+                                       "return '/v1' .. registrar.default.key(service)"))
+        mark = reg.mark()
+        reg.signal(signal.SIGHUP)
+        reg.wait_log(r"naming failed: .*no key for", since=mark)
+        reg.wait_log(r"resync: 2 containers running", since=mark)
+        reg.wait_log(r"resync: 2 containers running", since=reg.mark())
+        self.assertEqual(self.keys(), {"/v1" + fragile, "/v1" + steady})
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,152 @@
+/* The scripts' budgets: a hook that loops forever or allocates without
+ * bound is stopped with a clear error, and the daemon's Lua state goes on
+ * working for the next container. */
+#include <cjson/cJSON.h>
+#include <lauxlib.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "config.h"
+#include "script.h"
+#include "task.h"
+
+static char site[] = "/tmp/registrar-script-test-XXXXXX";
+
+/* key() misbehaves when the container asks it to, through its env. */
+static const char *site_script =
+    "local registrar = require 'registrar'\n"
+    "function key(service)\n"
+    "  local mode = service.env.MODE\n"
+    "  if mode == 'loop' then\n"
+    "    while true do end\n"                      /* line 5 */
+    "  elseif mode == 'hog' then\n"
+    "    local t = {}\n"
+    "    while true do t[#t + 1] = string.rep('x', 4096) .. #t end\n"
+    "  elseif mode == 'raise' then\n"
+    "    error('boom')\n"                          /* line 10 */
+    "  end\n"
+    "  return registrar.default.key(service)\n"
+    "end\n";
+
+static struct script *load(struct config *c)
+{
+    char *env[] = { "HOST=h1", "IPADDRESS=10.0.0.1", NULL };
+    char err[1024];
+    struct script_options so = { .config = c, .instruction_budget = 2000000, .memory_limit = 64UL << 20 };
+    struct script *s;
+    FILE *f = fdopen(mkstemp(site), "w");
+
+    fputs(site_script, f);
+    fclose(f);
+    config_init(c);
+    config_load_env(c, env, err, sizeof err);
+    config_set(c, CK_SCRIPT, site, "test", err, sizeof err);
+    config_set(c, CK_BACKEND, "file:///tmp/registrar-script-test.json", "test", err, sizeof err);
+    if (config_finish(c, err, sizeof err) < 0) {
+        fprintf(stderr, "config: %s\n", err);
+        return NULL;
+    }
+    s = script_load(&so, err, sizeof err);
+    if (s == NULL)
+        fprintf(stderr, "script_load: %s\n", err);
+    return s;
+}
+
+static cJSON *container(const char *mode)
+{
+    char json[512];
+    snprintf(json, sizeof json,
+             "{\"id\":\"abc123abc123abc\",\"name\":\"/c\",\"hostname\":\"abc123abc123\",\"state\":\"running\","
+             "\"env\":{\"MODE\":\"%s\",\"NAME\":\"web\"},\"labels\":{},\"networks\":{},"
+             "\"ports\":[{\"port\":80,\"proto\":\"tcp\",\"host_ip\":\"0.0.0.0\",\"host_port\":8080}]}", mode);
+    return cJSON_Parse(json);
+}
+
+/* Runs naming; returns the error text ("" on success) in err. */
+static int services(struct script *s, const char *mode, char *err, size_t len)
+{
+    cJSON *c = container(mode);
+    struct script_entry *e;
+    int n, rc;
+    err[0] = '\0';
+    rc = script_services(s, c, &e, &n, err, len);
+    if (rc == 0)
+        script_entries_free(s, e, n);
+    cJSON_Delete(c);
+    return rc < 0 ? -1 : n;
+}
+
+static void test_naming_budgets(struct script *s)
+{
+    char err[1024], where[600];
+
+    CHECK(services(s, "none", err, sizeof err) == 1);
+
+    CHECK(services(s, "loop", err, sizeof err) < 0);
+    snprintf(where, sizeof where, "%s:5: stopped after 2 million instructions", site);
+    CHECK_HAS(err, where);
+    CHECK(services(s, "none", err, sizeof err) == 1);     /* the state still works */
+
+    CHECK(services(s, "hog", err, sizeof err) < 0);
+    CHECK_HAS(err, "memory limit of 64 MiB was reached");
+    CHECK(script_memory_used(s) < (32UL << 20));          /* and was given back */
+    CHECK(services(s, "none", err, sizeof err) == 1);
+
+    CHECK(services(s, "raise", err, sizeof err) < 0);
+    snprintf(where, sizeof where, "%s:10: boom", site);
+    CHECK_STR(err, where);
+}
+
+struct outcome {
+    bool done, ok;
+    char err[512];
+};
+
+static void on_done(struct task *t, bool ok, lua_State *co, int nres, const char *err, void *arg)
+{
+    struct outcome *o = arg;
+    (void)t;
+    (void)co;
+    (void)nres;
+    o->done = true;
+    o->ok = ok;
+    snprintf(o->err, sizeof o->err, "%s", err ? err : "");
+}
+
+/* Backend hooks run as coroutines: each gets its own budget. */
+static void test_task_budget(struct script *s)
+{
+    struct outcome o = { 0 };
+    struct task *t = task_new(s, on_done, &o);
+    lua_State *co = task_thread(t);
+
+    CHECK(luaL_loadstring(co, "local n = 0\nwhile true do n = n + 1 end") == LUA_OK);
+    task_start(t, 0);
+    CHECK(o.done);
+    CHECK(!o.ok);
+    CHECK_HAS(o.err, ":2: stopped after 2 million instructions");
+    CHECK(task_count() == 0);
+
+    memset(&o, 0, sizeof o);
+    t = task_new(s, on_done, &o);
+    co = task_thread(t);
+    luaL_loadstring(co, "return 1 + 1");
+    task_start(t, 0);
+    CHECK(o.done && o.ok);
+}
+
+int main(void)
+{
+    struct config c;
+    struct script *s = load(&c);
+    CHECK(s != NULL);
+    if (s != NULL) {
+        test_naming_budgets(s);
+        test_task_budget(s);
+        script_free(s);
+    }
+    config_free(&c);
+    unlink(site);
+    return CHECK_DONE();
+}
