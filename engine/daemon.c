@@ -237,8 +237,11 @@ static void print_services(struct check *k, const cJSON *container)
     }
     if (n == 0)
         printf("  (no services)\n");
-    for (int i = 0; i < n; i++)
+    for (int i = 0; i < n; i++) {
+        if (e[i].name != NULL)
+            printf("  name  %s\n", e[i].name);
         printf("  key   %s\n  value %s\n", e[i].key, e[i].value);
+    }
     script_entries_free(k->script, e, n);
 }
 

@@ -358,6 +358,7 @@ void script_entries_free(struct script *s, struct script_entry *e, int n)
     for (int i = 0; i < n; i++) {
         free(e[i].key);
         free(e[i].value);
+        free(e[i].name);
         if (s != NULL)
             script_unref(s, e[i].ref);
     }
@@ -377,9 +378,13 @@ static int collect_entries(struct script *s, struct script_entry **out, int *n)
         lua_rawgeti(L, -1, i + 1);
         lua_getfield(L, -1, "key");
         lua_getfield(L, -2, "value");
-        e[i].key = strdup(lua_tostring(L, -2));
-        e[i].value = strdup(lua_tostring(L, -1));
-        lua_pop(L, 2);
+        lua_getfield(L, -3, "service");
+        lua_getfield(L, -1, "name");
+        e[i].key = strdup(lua_tostring(L, -4));
+        e[i].value = strdup(lua_tostring(L, -3));
+        if (lua_type(L, -1) == LUA_TSTRING)
+            e[i].name = strdup(lua_tostring(L, -1));
+        lua_pop(L, 4);
         e[i].ref = luaL_ref(L, LUA_REGISTRYINDEX);
         if (e[i].key == NULL || e[i].value == NULL) {
             script_entries_free(s, e, i + 1);

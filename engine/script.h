@@ -39,6 +39,7 @@ lua_State *script_state(struct script *s);
 struct script_entry {
     char *key;
     char *value;                /* the bytes the registry should hold */
+    char *name;                 /* the service's name, NULL if it has none */
     int ref;                    /* Lua registry ref of the entry table */
 };
 

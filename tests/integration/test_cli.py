@@ -121,9 +121,10 @@ class Check(unittest.TestCase):
         self.assertEqual(r.returncode, 0, r.stderr)
         lines = r.stdout.splitlines()
         self.assertEqual(lines[0], "container /jovial_albattani (50ccf6e665e0)")
-        self.assertEqual(lines[1], "  key   /services/prod/etc/4001/49155/50ccf6e665e0")
-        self.assertEqual(lines[3], "  key   /services/prod/etc/7001/49156/50ccf6e665e0")
-        doc = json.loads(lines[2][len("  value "):])
+        self.assertEqual(lines[1], "  name  etcd-4001")
+        self.assertEqual(lines[2], "  key   /services/prod/etc/4001/49155/50ccf6e665e0")
+        self.assertEqual(lines[5], "  key   /services/prod/etc/7001/49156/50ccf6e665e0")
+        doc = json.loads(lines[3][len("  value "):])
         self.assertEqual(doc, {
             "id": "50ccf6e665e0f0e0a6b2f7e1c8d3a4b5c6d7e8f90a1b2c3d4e5f60718293a4f0",
             "host": "mesos-master", "ipaddress": "10.0.1.100",

@@ -1,0 +1,24 @@
+-- Traefik (v2) KV layout: each instance a load-balancer server of its
+-- service, which Traefik's etcd or Consul KV provider reads.
+--
+--   registrar run --naming registrator --script examples/traefik.lua -B etcd3://127.0.0.1:2379
+--
+-- traefik/http/services/<name>/loadBalancer/servers/<host>-<port>/url = http://ip:port
+-- Routers (which host name goes to which service) are configuration, kept
+-- by hand next to these keys; only the instances come and go.
+
+local registrar = require "registrar"
+local keys = require "registrar.keys"
+
+function key(service)
+  local name = keys.segment(service.name)
+  local server = keys.segment(("%s-%s"):format(registrar.host.hostname, service.host_port))
+  if not name or not server then return nil end
+  return ("traefik/http/services/%s/loadBalancer/servers/%s/url"):format(name, server)
+end
+
+function document(service)
+  local address = service.address or service.ipaddress
+  if address:find(":", 1, true) then address = "[" .. address .. "]" end
+  return ("http://%s:%s"):format(address, service.host_port)
+end
