@@ -341,7 +341,7 @@ int daemon_check(struct config *c, const char *containers_file)
     k.script = script_load(&so, err, sizeof err);
     if (k.script == NULL) {
         fprintf(stderr, "registrar: %s\n", err);
-        return 1;
+        return 2;               /* as `run` would fail to start */
     }
     k.lp = loop_new();
     rc = containers_file ? check_file(&k, containers_file) : check_live(&k, c);

@@ -4,11 +4,12 @@ one container, never the daemon or anybody's registrations."""
 import json
 import os
 import signal
+import subprocess
 import tempfile
 import unittest
 
 import harness as h
-from common import host_port, start_registrar
+from common import REGISTRAR, host_port, start_registrar
 
 HOST = "scripthost"
 
@@ -94,6 +95,21 @@ class Scripting(unittest.TestCase):
         reg.wait_log(r"SIGHUP: configuration and scripts reloaded", since=mark)
         h.wait_until(lambda: self.keys() == {"/v2" + a, "/v2" + b}, message="v2 layout, v1 keys pruned")
         self.assertTrue(reg.alive())
+
+    def test_check_shows_a_new_layout_for_the_live_containers_and_writes_nothing(self):
+        self.write_site(V2)
+        a = self.web("a")
+        r = subprocess.run([REGISTRAR, "check", "-D", self.docker.socket, "--script", self.site,
+                            "-B", "file://" + self.registry, "-H", HOST, "-a", "10.0.0.1"],
+                           capture_output=True, text=True, timeout=30)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("  key   /v2%s\n" % a, r.stdout)
+        self.assertFalse(os.path.exists(self.registry), "check wrote to the registry")
+        self.write_site(BROKEN)
+        r = subprocess.run([REGISTRAR, "check", "-D", self.docker.socket, "--script", self.site],
+                           capture_output=True, text=True, timeout=30)
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("site.lua:4:", r.stderr)
 
     def test_a_failing_hook_costs_its_container_only(self):
         self.write_site(FAULTY)
