@@ -7,12 +7,12 @@
  *
  * A key whose want and have differ is queued; converge() turns queued keys
  * into backend calls: register when want differs from have, deregister
- * when only have is left.  Nothing is deregistered before a complete Docker
- * listing (until then an absent container may simply not be read yet); an
- * entry no container here ever named (an orphan) is pruned only while every
- * container's naming succeeds, since a container whose naming failed may be
- * the one that owns it.  A failed call changes nothing we know: the key is
- * retried with backoff.
+ * when only have is left.  A key a container named in this run is removed
+ * when that container stops naming it.  An entry no container here named
+ * (an orphan) is pruned only after a complete Docker listing (before it, an
+ * absent container may simply not be read yet) and while every container's
+ * naming succeeds (one that fails may be the owner).  A failed call changes
+ * nothing we know: the key is retried with backoff.
  * Backend calls are coroutines (task.c), at most `concurrency` at once;
  * a backend with apply() gets the queued changes as one batch instead. */
 #include "reconcile.h"
@@ -368,11 +368,15 @@ static void on_batch_done(struct task *t, bool ok, lua_State *co, int nres, cons
 
 static bool wants_put(const struct entry *e) { return e->want != NULL; }
 
+/* A key a container named in this run goes as soon as that container no
+ * longer names it: we saw it happen.  An orphan (left by an earlier run, or
+ * by a container we cannot read) goes only when the picture is whole: a
+ * complete listing, and naming that worked for every container. */
 static bool may_delete(const struct reconcile *r, const struct entry *e)
 {
-    if (!r->listed_complete)
-        return false;
-    return e->claimed || map_count(r->naming_failed) == 0;
+    if (e->claimed)
+        return true;
+    return r->listed_complete && map_count(r->naming_failed) == 0;
 }
 
 /* Takes queued entries that need a call into one apply(puts, deletes). */
@@ -483,8 +487,8 @@ static bool want(struct reconcile *r, const char *id, struct script_entry *se)
                  se->key, e->owner, id, e->owner);
         return false;
     }
-    if (e->want == NULL || strcmp(e->want, se->value) != 0) {
-        set_str(&e->want, se->value);
+    if (e->want == NULL || strcmp(e->want, se->compare) != 0) {
+        set_str(&e->want, se->compare);
         enqueue(r, e);
     }
     set_str(&e->owner, id);

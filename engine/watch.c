@@ -13,6 +13,8 @@
 #include "watch.h"
 
 #include <cjson/cJSON.h>
+#include <ctype.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,6 +43,7 @@ struct known {
     unsigned long long updated; /* seq of the last change from an inspect */
     bool inspecting, again, listing_wait;
     bool discard;               /* the inspection under way predates a death */
+    bool warned;                /* its bad answers were reported once */
 };
 
 struct watch {
@@ -70,6 +73,7 @@ struct watch {
 
 static void go_down(struct watch *w, const char *why);
 static void inspect(struct watch *w, struct known *k);
+static bool valid_id(const char *id);
 
 /* ---- the table ---------------------------------------------------------- */
 
@@ -125,6 +129,7 @@ static void listing_finished(struct watch *w)
     w->list_running = false;
     if (w->state == W_LISTING) {
         w->state = W_UP;
+        w->backoff_ms = BACKOFF_MIN_MS;
         log_trouble_end(&w->down, loop_now_ms(), "Docker");
     }
     log_debug("resync: %lu containers running, %ld Docker requests%s",
@@ -206,6 +211,21 @@ static void drop_unlisted(struct watch *w, const cJSON *list)
     map_free(listed, NULL);
 }
 
+/* All or nothing: one entry we cannot read could be any running container,
+ * and dropping what is "not listed" would then deregister it. */
+static bool readable_list(const cJSON *list)
+{
+    const cJSON *item;
+    if (!cJSON_IsArray(list))
+        return false;
+    cJSON_ArrayForEach(item, list) {
+        const cJSON *id = cJSON_GetObjectItemCaseSensitive(item, "Id");
+        if (!cJSON_IsObject(item) || !cJSON_IsString(id) || !valid_id(id->valuestring))
+            return false;
+    }
+    return true;
+}
+
 static void on_list(struct http_transfer *x, const struct http_response *res, void *arg)
 {
     struct watch *w = arg;
@@ -222,9 +242,9 @@ static void on_list(struct http_transfer *x, const struct http_response *res, vo
         return;
     }
     list = cJSON_ParseWithLength(res->body, res->body_len);
-    if (!cJSON_IsArray(list)) {
-        log_warn("Docker listed containers as something that is not a JSON list (%zu bytes); "
-                 "keeping the table as it is", res->body_len);
+    if (!readable_list(list)) {
+        log_warn("Docker listed containers as something that is not a list of containers with ids "
+                 "(%zu bytes); keeping the table as it is", res->body_len);
         cJSON_Delete(list);
         w->list_running = false;
         return;
@@ -320,6 +340,23 @@ static bool is_running(const cJSON *inspect)
     return cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(state, "Running"));
 }
 
+/* A container whose answers stay bad is reported once, then at debug
+ * level, not at every resync. */
+static void bad_answer(struct known *k, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void bad_answer(struct known *k, const char *fmt, ...)
+{
+    char why[300];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(why, sizeof why, fmt, ap);
+    va_end(ap);
+    if (k->warned)
+        log_debug("container %.12s: %s; keeping its services", k->id, why);
+    else
+        log_warn("container %.12s: %s; keeping its services", k->id, why);
+    k->warned = true;
+}
+
 /* Applies an inspect answer; returns false when it was unusable. */
 static bool apply_inspect(struct watch *w, struct known *k, const struct http_response *res)
 {
@@ -331,18 +368,16 @@ static bool apply_inspect(struct watch *w, struct known *k, const struct http_re
         return true;
     }
     if (res->status != 200) {
-        log_warn("container %.12s: Docker answered inspect with status %ld; keeping its services",
-                 k->id, res->status);
+        bad_answer(k, "Docker answered inspect with status %ld", res->status);
         return false;
     }
     inspect = cJSON_ParseWithLength(res->body, res->body_len);
     if (inspect == NULL) {
-        log_warn("container %.12s: inspect answer is not JSON (%zu bytes); keeping its services",
-                 k->id, res->body_len);
+        bad_answer(k, "inspect answer is not JSON (%zu bytes)", res->body_len);
         return false;
     }
     if (!cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(inspect, "State"))) {
-        log_warn("container %.12s: inspect answer has no State; keeping its services", k->id);
+        bad_answer(k, "inspect answer has no State");
         cJSON_Delete(inspect);
         return false;
     }
@@ -355,9 +390,10 @@ static bool apply_inspect(struct watch *w, struct known *k, const struct http_re
     cJSON_Delete(peer_wrap);
     cJSON_Delete(inspect);
     if (container == NULL) {
-        log_warn("container %.12s: unusable inspect answer: %s; keeping its services", k->id, err);
+        bad_answer(k, "unusable inspect answer: %s", err);
         return false;
     }
+    k->warned = false;
     set_container(w, k, container);
     return true;
 }
@@ -397,6 +433,18 @@ static void on_inspect(struct http_transfer *x, const struct http_response *res,
         known_free(map_remove(w->known, k->id));
 }
 
+/* Ids go into URLs and the log: letters, digits, '_', '.', '-' only. */
+static bool valid_id(const char *id)
+{
+    size_t n = strlen(id);
+    if (n == 0 || n > 128)
+        return false;
+    for (; *id; id++)
+        if (!isalnum((unsigned char)*id) && *id != '_' && *id != '.' && *id != '-')
+            return false;
+    return true;
+}
+
 static void inspect(struct watch *w, struct known *k)
 {
     char path[200];
@@ -404,8 +452,8 @@ static void inspect(struct watch *w, struct known *k)
         k->again = true;
         return;
     }
-    if (strlen(k->id) > 128 || strchr(k->id, '/') || strchr(k->id, '?')) {
-        log_warn("ignoring a container id that is not an id: %.40s", k->id);
+    if (!valid_id(k->id)) {
+        log_warn("ignoring a container id that is not an id (%zu bytes)", strlen(k->id));
         return;
     }
     snprintf(path, sizeof path, "/containers/%s/json", k->id);
@@ -456,7 +504,7 @@ static void handle_event(struct watch *w, const cJSON *ev)
     if (cJSON_IsString(type) && strcmp(type->valuestring, "network") == 0)
         id = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(actor, "Attributes"),
                                               "container");
-    if (!cJSON_IsString(id) || id->valuestring[0] == '\0')
+    if (!cJSON_IsString(id) || !valid_id(id->valuestring))
         return;
     log_debug("event %s %.12s", action->valuestring, id->valuestring);
     metrics_count(w->metrics, "docker.events", 1);
@@ -478,6 +526,8 @@ static void handle_event(struct watch *w, const cJSON *ev)
 static void handle_line(struct watch *w, const char *line, size_t len)
 {
     cJSON *ev;
+    while (len > 0 && (line[len - 1] == '\r' || line[len - 1] == ' ' || line[len - 1] == '\t'))
+        len--;
     if (len == 0)
         return;
     ev = cJSON_ParseWithLength(line, len);
@@ -505,8 +555,10 @@ static long handle_buffered_events(struct loop *lp, void *arg)
         w->line_overflow = false;
         start = i + 1;
     }
-    memmove(w->line, w->line + start, w->line_len - start);
-    w->line_len -= start;
+    if (start > 0) {
+        memmove(w->line, w->line + start, w->line_len - start);
+        w->line_len -= start;
+    }
     if (w->line_len > MAX_EVENT_LINE) {
         log_warn("Docker sent an event longer than %d bytes; ignored", MAX_EVENT_LINE);
         w->line_overflow = true;
@@ -554,7 +606,6 @@ static void on_events_head(long status, void *arg)
     if (status != 200 || w->state != W_SUBSCRIBING)
         return;                 /* the done callback reports the failure */
     w->state = W_LISTING;
-    w->backoff_ms = BACKOFF_MIN_MS;
     w->list_timer = loop_timer_add(w->lp, 0, list_after_subscribing, w);
 }
 
