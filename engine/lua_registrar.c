@@ -270,6 +270,26 @@ static void make_readonly(lua_State *L)
     lua_remove(L, -2);
 }
 
+/* ---- registrar.digest ---------------------------------------------------- */
+
+/* registrar.digest(s): 16 hex digits (FNV-1a, 64 bits) that change when s
+ * does.  For noticing changes (a backend that cannot store a whole
+ * document compares digests), not for security. */
+static int digest(lua_State *L)
+{
+    size_t n;
+    const unsigned char *s = (const unsigned char *)luaL_checklstring(L, 1, &n);
+    unsigned long long h = 14695981039346656037ULL;
+    char hex[17];
+    for (size_t i = 0; i < n; i++) {
+        h ^= s[i];
+        h *= 1099511628211ULL;
+    }
+    snprintf(hex, sizeof hex, "%016llx", h);
+    lua_pushstring(L, hex);
+    return 1;
+}
+
 /* ---- the module --------------------------------------------------------- */
 
 static void add_common(lua_State *L)
@@ -282,6 +302,8 @@ static void add_common(lua_State *L)
     lua_setfield(L, -2, "log");
     luaopen_registrar_file(L);
     lua_setfield(L, -2, "file");
+    lua_pushcfunction(L, digest);
+    lua_setfield(L, -2, "digest");
     lua_newtable(L);
     lua_setfield(L, -2, "backends");   /* site scripts add schemes here */
 }

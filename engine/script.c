@@ -275,9 +275,14 @@ static int call_module(struct script *s, const char *module, const char *fn, int
     return protected_call(s, nargs, nres, err, errlen);
 }
 
+/* The pipeline over the naming hooks, with the backend's compare(). */
 static int load_pipeline(struct script *s, char *err, size_t errlen)
 {
-    if (call_module(s, "registrar.pipeline", "new", 0, 1, err, errlen) < 0)
+    lua_pushnil(s->L);
+    lua_rawgeti(s->L, LUA_REGISTRYINDEX, s->backend_ref);
+    lua_getfield(s->L, -1, "compare");
+    lua_remove(s->L, -2);
+    if (call_module(s, "registrar.pipeline", "new", 2, 1, err, errlen) < 0)
         return -1;
     s->pipeline_ref = luaL_ref(s->L, LUA_REGISTRYINDEX);
     return 0;
@@ -330,7 +335,7 @@ struct script *script_load(const struct script_options *opt, char *err, size_t e
         if (run_file(s, c->script, err, errlen) < 0)
             goto fail;
     }
-    if (load_pipeline(s, err, errlen) < 0 || load_backend(s, c, err, errlen) < 0)
+    if (load_backend(s, c, err, errlen) < 0 || load_pipeline(s, err, errlen) < 0)
         goto fail;
     return s;
 fail:
@@ -358,6 +363,7 @@ void script_entries_free(struct script *s, struct script_entry *e, int n)
     for (int i = 0; i < n; i++) {
         free(e[i].key);
         free(e[i].value);
+        free(e[i].compare);
         free(e[i].name);
         if (s != NULL)
             script_unref(s, e[i].ref);
@@ -380,13 +386,15 @@ static int collect_entries(struct script *s, struct script_entry **out, int *n)
         lua_getfield(L, -2, "value");
         lua_getfield(L, -3, "service");
         lua_getfield(L, -1, "name");
-        e[i].key = strdup(lua_tostring(L, -4));
-        e[i].value = strdup(lua_tostring(L, -3));
-        if (lua_type(L, -1) == LUA_TSTRING)
-            e[i].name = strdup(lua_tostring(L, -1));
-        lua_pop(L, 4);
+        lua_getfield(L, -5, "compare");
+        e[i].key = strdup(lua_tostring(L, -5));
+        e[i].value = strdup(lua_tostring(L, -4));
+        if (lua_type(L, -2) == LUA_TSTRING)
+            e[i].name = strdup(lua_tostring(L, -2));
+        e[i].compare = strdup(lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : e[i].value);
+        lua_pop(L, 5);
         e[i].ref = luaL_ref(L, LUA_REGISTRYINDEX);
-        if (e[i].key == NULL || e[i].value == NULL) {
+        if (e[i].key == NULL || e[i].value == NULL || e[i].compare == NULL) {
             script_entries_free(s, e, i + 1);
             return -1;
         }

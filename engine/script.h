@@ -39,6 +39,8 @@ lua_State *script_state(struct script *s);
 struct script_entry {
     char *key;
     char *value;                /* the bytes the registry should hold */
+    char *compare;              /* what is compared with advertised(): the
+                                   backend's compare(entry), else value */
     char *name;                 /* the service's name, NULL if it has none */
     int ref;                    /* Lua registry ref of the entry table */
 };

@@ -3,9 +3,11 @@
 --   services(container) -> for each service: ignore? name, key, document
 --
 -- and returns the entries to register: { key, value, service, document }.
--- value is the document as stored (JSON text when it is a table).  The
--- hooks are the globals the naming and site scripts define, resolved once,
--- when the pipeline is made.  A hook that breaks a rule raises an error
+-- value is the document as stored (JSON text when it is a table).  A
+-- backend that stores something other than the value gives a compare(entry)
+-- function, and entry.compare is what the engine compares with what the
+-- backend advertises.  The hooks are the globals the naming and site
+-- scripts define, resolved once, when the pipeline is made.  A hook that breaks a rule raises an error
 -- naming its own file:line; the engine then keeps that container's
 -- previous registrations.
 
@@ -39,7 +41,7 @@ local function serving(container)
   return true
 end
 
-function pipeline.new(hooks)
+function pipeline.new(hooks, compare)
   hooks = hooks or {
     services = _G.services, name = _G.name, key = _G.key,
     document = _G.document, ignore = _G.ignore,
@@ -78,7 +80,9 @@ function pipeline.new(hooks)
     elseif type(document) ~= "string" then
       fail(hooks.document, "document() returned a %s, not a table or string", type(document))
     end
-    return { key = key, value = value, service = service, document = document }
+    local entry = { key = key, value = value, service = service, document = document }
+    if compare then entry.compare = compare(entry, registrar.config) end
+    return entry
   end
 
   return function(container)
