@@ -100,12 +100,30 @@ static void known_free(void *p)
     free(k);
 }
 
+/* Containers in network mode container:<k> share k's addresses: when k
+ * changes they are read again. */
+static void inspect_dependents(struct watch *w, const struct known *k)
+{
+    struct map_iter it;
+    const char *id;
+    void *v;
+    map_iter_init(&it, w->known);
+    while (map_iter_next(&it, &id, &v)) {
+        struct known *d = v;
+        const cJSON *mode = cJSON_GetObjectItemCaseSensitive(d->container, "network_mode");
+        if (d != k && cJSON_IsString(mode) && strncmp(mode->valuestring, "container:", 10) == 0 &&
+            strcmp(mode->valuestring + 10, k->id) == 0)
+            inspect(w, d);
+    }
+}
+
 static void set_container(struct watch *w, struct known *k, cJSON *container)
 {
     cJSON_Delete(k->container);
     k->container = container;
     k->updated = ++w->seq;
     w->cb.changed(w->cb.arg, k->id, container);
+    inspect_dependents(w, k);
 }
 
 /* The container no longer runs: tell, then forget it unless an
@@ -288,7 +306,7 @@ void watch_resync(struct watch *w)
 /* ---- inspection --------------------------------------------------------- */
 
 /* For network mode container:<id>, the peer whose networks we share. */
-static const cJSON *network_peer(struct watch *w, const cJSON *inspect, cJSON **owned)
+static const cJSON *network_peer(struct watch *w, const cJSON *inspect, cJSON **owned, bool *missing)
 {
     const cJSON *mode = cJSON_GetObjectItemCaseSensitive(
         cJSON_GetObjectItemCaseSensitive(inspect, "HostConfig"), "NetworkMode");
@@ -329,8 +347,9 @@ static const cJSON *network_peer(struct watch *w, const cJSON *inspect, cJSON **
             return wrap;
         }
     }
-    log_debug("container network mode %s: that container is not running here; no addresses",
+    log_debug("container network mode %s: that container is not read yet; no addresses for now",
               mode->valuestring);
+    *missing = true;
     return NULL;
 }
 
@@ -361,6 +380,7 @@ static void bad_answer(struct known *k, const char *fmt, ...)
 static bool apply_inspect(struct watch *w, struct known *k, const struct http_response *res)
 {
     cJSON *inspect, *peer_wrap, *container;
+    bool peer_missing = false;
     char err[256];
 
     if (res->status == 404) {
@@ -386,7 +406,8 @@ static bool apply_inspect(struct watch *w, struct known *k, const struct http_re
         drop(w, k);
         return true;
     }
-    container = container_from_inspect(inspect, network_peer(w, inspect, &peer_wrap), err, sizeof err);
+    container = container_from_inspect(inspect, network_peer(w, inspect, &peer_wrap, &peer_missing),
+                                       err, sizeof err);
     cJSON_Delete(peer_wrap);
     cJSON_Delete(inspect);
     if (container == NULL) {
@@ -395,6 +416,8 @@ static bool apply_inspect(struct watch *w, struct known *k, const struct http_re
     }
     k->warned = false;
     set_container(w, k, container);
+    if (peer_missing)
+        k->fingerprint = 0;     /* its peer's inspection will bring the addresses */
     return true;
 }
 
