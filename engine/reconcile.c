@@ -44,6 +44,7 @@ struct entry {
     bool busy;                  /* a backend call for it is under way */
     bool queued;
     bool failed;                /* waiting for the retry timer */
+    bool erring;                /* its last call failed */
     bool claimed;               /* a container here named it in this run */
     unsigned long long touched; /* seq of the last change */
     struct entry *next_queued;
@@ -73,6 +74,8 @@ struct reconcile {
     bool listed_complete;       /* deletions are safe from now on */
     unsigned long long seq, audit_seq;
     int inflight;
+    int nerring;                /* entries whose last call failed */
+    bool call_failing;          /* the last open, audit or refresh failed */
     bool closing;               /* tasks cancelled: callbacks only free */
     long retry_ms;
     long long retry_timer, open_timer;
@@ -147,9 +150,17 @@ static struct entry *dequeue(struct reconcile *r)
     return e;
 }
 
+static void set_erring(struct reconcile *r, struct entry *e, bool erring)
+{
+    if (e->erring != erring)
+        r->nerring += erring ? 1 : -1;
+    e->erring = erring;
+}
+
 static void forget_if_idle(struct reconcile *r, struct entry *e)
 {
     if (e->want == NULL && e->have == NULL && !e->busy && !e->queued && !e->failed) {
+        set_erring(r, e, false);
         script_unref(r->s, e->want_ref);
         entry_free(map_remove(r->entries, e->key));
     }
@@ -183,6 +194,10 @@ static const char *call_failed(lua_State *co, int nres, bool ok, const char *err
     return buf;
 }
 
+/* Registry trouble is logged when it starts and when it is over: when
+ * no entry's last call failed any more.  A call that succeeds meanwhile (a
+ * registry that refuses one key but takes the others) ends nothing, so a
+ * lasting fault is one line, not one per retry. */
 static void registry_failed(struct reconcile *r, const char *what, const char *why)
 {
     metrics_count(r->m, "backend.failures", 1);
@@ -194,7 +209,8 @@ static void registry_failed(struct reconcile *r, const char *what, const char *w
 
 static void registry_ok(struct reconcile *r)
 {
-    log_trouble_end(&r->down, loop_now_ms(), "the registry");
+    if (r->nerring == 0 && !r->call_failing)
+        log_trouble_end(&r->down, loop_now_ms(), "the registry");
 }
 
 static long on_retry(struct loop *lp, void *arg)
@@ -231,6 +247,7 @@ static void schedule_retry(struct reconcile *r)
 static void settle(struct reconcile *r, struct entry *e, bool put, const char *value, const char *fail)
 {
     e->busy = false;
+    set_erring(r, e, fail != NULL);
     if (fail != NULL) {
         e->failed = true;
         schedule_retry(r);
@@ -267,6 +284,8 @@ static void on_op_done(struct task *t, bool ok, lua_State *co, int nres, const c
         free(op);
         return;
     }
+    if (e != NULL)
+        settle(r, e, op->value != NULL, op->value, fail);
     if (fail != NULL)
         registry_failed(r, op->value ? "register" : "deregister", fail);
     else {
@@ -275,8 +294,6 @@ static void on_op_done(struct task *t, bool ok, lua_State *co, int nres, const c
         if (op->value)
             metrics_timing(r->m, "services.set.ms", (double)(loop_now_ms() - op->started));
     }
-    if (e != NULL)
-        settle(r, e, op->value != NULL, op->value, fail);
     free(op->key);
     free(op->value);
     free(op);
@@ -346,18 +363,18 @@ static void on_batch_done(struct task *t, bool ok, lua_State *co, int nres, cons
     (void)t;
 
     r->inflight--;
-    if (!r->closing && fail != NULL)
-        registry_failed(r, "apply", fail);
-    else if (!r->closing) {
-        registry_ok(r);
-        r->retry_ms = RETRY_MIN_MS;
-    }
     for (int i = 0; i < b->n; i++) {
         struct entry *e = r->closing ? NULL : entry_get(r, b->keys[i], false);
         if (e != NULL)
             settle(r, e, b->values[i] != NULL, b->values[i], fail);
         free(b->keys[i]);
         free(b->values[i]);
+    }
+    if (!r->closing && fail != NULL)
+        registry_failed(r, "apply", fail);
+    else if (!r->closing) {
+        registry_ok(r);
+        r->retry_ms = RETRY_MIN_MS;
     }
     free(b->keys);
     free(b->values);
@@ -627,6 +644,7 @@ static void on_audit_done(struct task *t, bool ok, lua_State *co, int nres, cons
         return;
     if (fail == NULL && (nres < 1 || !lua_istable(co, -nres)))
         fail = "advertised() did not return a table of key = value";
+    r->call_failing = fail != NULL;
     if (fail != NULL) {
         registry_failed(r, "advertised", fail);
         schedule_retry(r);
@@ -673,6 +691,7 @@ static void on_refresh_done(struct task *t, bool ok, lua_State *co, int nres, co
     r->inflight--;
     if (r->closing)
         return;
+    r->call_failing = fail != NULL;
     if (fail != NULL) {
         struct map_iter it;
         const char *key;
@@ -774,6 +793,7 @@ static void on_open_done(struct task *t, bool ok, lua_State *co, int nres, const
         return;
     if (fail == NULL && (nres < 1 || !lua_istable(co, -nres)))
         fail = "open() did not return a backend table";
+    r->call_failing = fail != NULL;
     if (fail != NULL) {
         r->backend = B_CLOSED;
         registry_failed(r, "open", fail);
