@@ -32,7 +32,8 @@ class OldToolWayOnEtcdV2(unittest.TestCase):
 
     def registrar(self, **extra):
         env = {
-            "BACKEND": "etcd://" + self.etcd.host_port,
+            # the old tool spoke the v2 keys API; etcd:// would pick v3 on etcd 3.4
+            "BACKEND": "etcd2://" + self.etcd.host_port,
             "HOST": HOST,
             "IPADDRESS": IPADDRESS,
             "PREFIX_SERVICES": "/services",

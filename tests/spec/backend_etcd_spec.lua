@@ -4,7 +4,7 @@
 local support = require "support"
 local registrar = require "registrar"
 
-describe("etcd backend (v2 keys API)", function()
+describe("etcd backend, v2 keys API (etcd2://)", function()
   local etcd, requests, answers, saved_request
 
   before_each(function()
@@ -23,7 +23,7 @@ describe("etcd backend (v2 keys API)", function()
   after_each(function() registrar.http.request = saved_request end)
 
   it("PUTs the document form-encoded under the key", function()
-    local b = etcd.open("etcd://127.0.0.1:2379", registrar.config)
+    local b = etcd.open("etcd2://127.0.0.1:2379", registrar.config)
     answers[1] = { status = 201, body = "{}" }
     assert.is_true(b:register { key = "/services/prod/etc/4001/49155/x", value = '{"a":"b c&d"}' })
     assert.equal("PUT", requests[1].method)
@@ -33,19 +33,19 @@ describe("etcd backend (v2 keys API)", function()
   end)
 
   it("adds the ttl in seconds in ttl mode", function()
-    local b = etcd.open("etcd://127.0.0.1:2379", registrar.config)
+    local b = etcd.open("etcd2://127.0.0.1:2379", registrar.config)
     b:register { key = "/k", value = "v", ttl = 12 }
     assert.equal("value=v&ttl=12", requests[1].body)
   end)
 
   it("escapes key segments in the URL", function()
-    local b = etcd.open("etcd://127.0.0.1:2379", registrar.config)
+    local b = etcd.open("etcd2://127.0.0.1:2379", registrar.config)
     b:register { key = "/services/a%2Fb/c d", value = "v" }
     assert.equal("http://127.0.0.1:2379/v2/keys/services/a%252Fb/c%20d", requests[1].url)
   end)
 
   it("reports etcd's error message with method, key and status", function()
-    local b = etcd.open("etcd://127.0.0.1:2379", registrar.config)
+    local b = etcd.open("etcd2://127.0.0.1:2379", registrar.config)
     answers[1] = { status = 403, body = '{"errorCode":102,"message":"Not a file"}' }
     local ok, err = b:register { key = "/k", value = "v" }
     assert.is_nil(ok)
@@ -53,7 +53,7 @@ describe("etcd backend (v2 keys API)", function()
   end)
 
   it("moves to the next endpoint when one cannot be reached, and stays there", function()
-    local b = etcd.open("etcd://127.0.0.1:1,127.0.0.1:2", registrar.config)
+    local b = etcd.open("etcd2://127.0.0.1:1,127.0.0.1:2", registrar.config)
     answers = { { fail = "Couldn't connect to server" }, { status = 200, body = "{}" }, { status = 200, body = "{}" } }
     assert.is_true(b:register { key = "/k", value = "v" })
     assert.is_true(b:register { key = "/k", value = "v" })
@@ -63,7 +63,7 @@ describe("etcd backend (v2 keys API)", function()
   end)
 
   it("fails naming every endpoint when none answers", function()
-    local b = etcd.open("etcd://127.0.0.1:1,127.0.0.1:2", registrar.config)
+    local b = etcd.open("etcd2://127.0.0.1:1,127.0.0.1:2", registrar.config)
     answers = { { fail = "refused" }, { fail = "refused" } }
     local ok, err = b:register { key = "/k", value = "v" }
     assert.is_nil(ok)
@@ -71,7 +71,7 @@ describe("etcd backend (v2 keys API)", function()
   end)
 
   it("advertises only this host's documents and skips foreign values", function()
-    local b = etcd.open("etcd://127.0.0.1:2379", registrar.config)
+    local b = etcd.open("etcd2://127.0.0.1:2379", registrar.config)
     answers[1] = { status = 200, body = registrar.json.encode {
       node = { key = "/services", dir = true, nodes = {
         { key = "/services/a", value = '{"host":"mesos-master","x":1}' },
@@ -88,13 +88,13 @@ describe("etcd backend (v2 keys API)", function()
   end)
 
   it("advertises nothing when the prefix does not exist", function()
-    local b = etcd.open("etcd://127.0.0.1:2379", registrar.config)
+    local b = etcd.open("etcd2://127.0.0.1:2379", registrar.config)
     answers[1] = { status = 404, body = '{"errorCode":100}' }
     assert.same({}, b:advertised())
   end)
 
   it("fails on an answer that is not etcd's", function()
-    local b = etcd.open("etcd://127.0.0.1:2379", registrar.config)
+    local b = etcd.open("etcd2://127.0.0.1:2379", registrar.config)
     answers[1] = { status = 200, body = "<html>proxy</html>" }
     local ok, err = b:advertised()
     assert.is_nil(ok)
@@ -102,7 +102,7 @@ describe("etcd backend (v2 keys API)", function()
   end)
 
   it("deletes a key, then its directories while they are empty", function()
-    local b = etcd.open("etcd://127.0.0.1:2379", registrar.config)
+    local b = etcd.open("etcd2://127.0.0.1:2379", registrar.config)
     answers = { { status = 200 }, { status = 200 }, { status = 403 } }
     assert.is_true(b:deregister { key = "/services/prod/etc/4001/49155/x" })
     assert.equal("DELETE", requests[1].method)
@@ -113,7 +113,7 @@ describe("etcd backend (v2 keys API)", function()
   end)
 
   it("counts a key already gone as deregistered", function()
-    local b = etcd.open("etcd://127.0.0.1:2379", registrar.config)
+    local b = etcd.open("etcd2://127.0.0.1:2379", registrar.config)
     answers = { { status = 404, body = "{}" }, { status = 403 } }
     assert.is_true(b:deregister { key = "/services/x/y" })
   end)

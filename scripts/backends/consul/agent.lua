@@ -1,0 +1,76 @@
+-- consul://: services through the local agent (PUT /v1/agent/service/register).
+-- advertised() lists the agent's services and keeps those whose Meta says
+-- this host registered them; deregistration is by service id.
+
+local registrar = require "registrar"
+local service = require "backends.consul.service"
+local uri = require "registrar.uri"
+
+local json = registrar.json
+
+local Agent = {}
+Agent.__index = Agent
+
+local function failure(what, res)
+  return nil, ("%s: status %d: %s"):format(what, res.status, (res.body or ""):gsub("%s+$", ""))
+end
+
+function Agent:register(entry)
+  local body, d = service.agent_body(entry, self.config)
+  body.Meta.registrar_digest = service.digest(entry, self.config, "agent")
+  local res, err = self.client:request {
+    method = "PUT", path = "/v1/agent/service/register", body = json.encode(body),
+    headers = { ["Content-Type"] = "application/json" },
+  }
+  if not res then return nil, err end
+  if res.status ~= 200 then return failure("register " .. d.id, res) end
+  self.ids[entry.key] = d.id
+  return true
+end
+
+function Agent:deregister(entry)
+  local id = self.ids[entry.key]
+  if not id then return true end       -- never registered here: nothing to remove
+  local res, err = self.client:request { method = "PUT", path = "/v1/agent/service/deregister/" .. uri.escape(id) }
+  if not res then return nil, err end
+  if res.status ~= 200 and res.status ~= 404 then return failure("deregister " .. id, res) end
+  self.ids[entry.key] = nil
+  return true
+end
+
+function Agent:advertised()
+  local res, err = self.client:request { method = "GET", path = "/v1/agent/services" }
+  if not res then return nil, err end
+  if res.status ~= 200 then return failure("GET /v1/agent/services", res) end
+  local services = json.decode(res.body)
+  if type(services) ~= "table" then return nil, "GET /v1/agent/services: not JSON" end
+  local out = {}
+  for id, s in pairs(services) do
+    local meta = type(s) == "table" and type(s.Meta) == "table" and s.Meta or {}
+    if meta.registrar_host == self.config.hostname and meta.registrar_key then
+      out[meta.registrar_key] = meta.registrar_digest or ""
+      self.ids[meta.registrar_key] = id
+    end
+  end
+  return out
+end
+
+-- ttl mode: pass each service's TTL check.  An agent that lost one (it
+-- restarted) makes the engine register everything again.
+function Agent:refresh(entries)
+  for _, entry in ipairs(entries) do
+    local id = self.ids[entry.key]
+    if id then
+      local res, err = self.client:request { method = "PUT", path = "/v1/agent/check/pass/" .. uri.escape("registrar:" .. id) }
+      if not res then return nil, err end
+      if res.status ~= 200 then return failure("pass check registrar:" .. id, res) end
+    end
+  end
+  return true
+end
+
+return {
+  new = function(client, config)
+    return setmetatable({ client = client, config = config, ids = {} }, Agent)
+  end,
+}

@@ -1,0 +1,77 @@
+-- consul-catalog://: services written straight into the catalog, under a
+-- node named after this host (PUT /v1/catalog/register), in the
+-- datacenter the container names with CONSUL_DC (else the agent's).  The
+-- catalog runs no checks, so ttl mode cannot make entries expire here.
+
+local registrar = require "registrar"
+local service = require "backends.consul.service"
+
+local json = registrar.json
+
+local Catalog = {}
+Catalog.__index = Catalog
+
+local function failure(what, res)
+  return nil, ("%s: status %d: %s"):format(what, res.status, (res.body or ""):gsub("%s+$", ""))
+end
+
+function Catalog:put(path, body)
+  return self.client:request {
+    method = "PUT", path = path, body = json.encode(body), headers = { ["Content-Type"] = "application/json" },
+  }
+end
+
+function Catalog:register(entry)
+  local body, d = service.catalog_body(entry, self.config)
+  body.Service.Meta.registrar_digest = service.digest(entry, self.config, "catalog")
+  local res, err = self:put("/v1/catalog/register", body)
+  if not res then return nil, err end
+  if res.status ~= 200 then return failure("register " .. d.id, res) end
+  self.where[entry.key] = { id = d.id, dc = d.datacenter }
+  return true
+end
+
+function Catalog:deregister(entry)
+  local where = self.where[entry.key]
+  if not where then return true end
+  local res, err = self:put("/v1/catalog/deregister",
+    { Datacenter = where.dc, Node = self.config.hostname, ServiceID = where.id })
+  if not res then return nil, err end
+  if res.status ~= 200 then return failure("deregister " .. where.id, res) end
+  self.where[entry.key] = nil
+  return true
+end
+
+function Catalog:get(path)
+  local res, err = self.client:request { method = "GET", path = path }
+  if not res then return nil, err end
+  if res.status ~= 200 then return failure("GET " .. path, res) end
+  local doc = json.decode(res.body)
+  if doc == nil then return nil, "GET " .. path .. ": not JSON" end
+  return doc
+end
+
+-- This host's node in every datacenter: the services marked as ours.
+function Catalog:advertised()
+  local dcs, err = self:get("/v1/catalog/datacenters")
+  if not dcs then return nil, err end
+  local out = {}
+  for _, dc in ipairs(type(dcs) == "table" and dcs or {}) do
+    local node, nerr = self:get(("/v1/catalog/node/%s?dc=%s"):format(self.config.hostname, dc))
+    if not node then return nil, nerr end
+    for id, s in pairs(type(node) == "table" and type(node.Services) == "table" and node.Services or {}) do
+      local meta = type(s.Meta) == "table" and s.Meta or {}
+      if meta.registrar_host == self.config.hostname and meta.registrar_key then
+        out[meta.registrar_key] = meta.registrar_digest or ""
+        self.where[meta.registrar_key] = { id = id, dc = dc }
+      end
+    end
+  end
+  return out
+end
+
+return {
+  new = function(client, config)
+    return setmetatable({ client = client, config = config, where = {} }, Catalog)
+  end,
+}

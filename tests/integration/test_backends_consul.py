@@ -1,0 +1,186 @@
+"""Consul backends against the stand-in (tests/consul_standin), which
+follows Consul's documented HTTP API: agent, catalog and KV modes, with
+ACL tokens, ttl checks and sessions.  What passes here was checked against
+the stand-in only, not a real Consul agent."""
+import json
+import os
+import sys
+import time
+import unittest
+
+import harness as h
+from common import start_registrar
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "consul_standin"))
+from consul_standin import start_standin  # noqa: E402
+
+HOST = "consulhost"          # not the stand-in's own node name (anti-entropy would revert it)
+IPADDRESS = "10.0.5.5"
+TOKEN = "c0ffee00-aaaa-bbbb-cccc-0123456789ab"
+
+
+@h.skip_unless_available(h.Dockerd)
+class ConsulBase(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.docker = h.Dockerd()
+        cls.addClassCleanup(cls.docker.cleanup)
+        cls.docker.start()
+        cls.image = cls.docker.import_busybox()
+
+    def setUp(self):
+        self.consul = start_standin(acl_token=TOKEN, extra_datacenters=["dc2"], session_ttl_min=1,
+                                    check_deregister_interval_min=1, check_reap_interval=0.2)
+        self.addCleanup(self.consul.stop)
+        self.addCleanup(lambda: self.docker.docker("rm", "-f", *self.docker.docker("ps", "-aq").split(), check=False))
+
+    def registrar(self, scheme, *args, path=""):
+        return start_registrar(self, "run", "-B", "%s://127.0.0.1:%d%s" % (scheme, self.consul.port, path),
+                               "-D", self.docker.socket, "-H", HOST, "-a", IPADDRESS, "-i", "500",
+                               "--log-level", "debug", *args, env={"CONSUL_HTTP_TOKEN": TOKEN})
+
+    def run_container(self, name, *extra):
+        cid = self.docker.run("--name", name, "-P", "--expose", "80", *extra, self.image, "sleep", "3600")
+        port = int(self.docker.inspect(cid)["NetworkSettings"]["Ports"]["80/tcp"][0]["HostPort"])
+        return cid, port
+
+    def assert_token_used(self, reg):
+        requests = self.consul.requests
+        self.assertTrue(requests)
+        for method, path, query, headers, body in requests:
+            self.assertEqual(headers.get("X-Consul-Token"), TOKEN, "%s %s without the token" % (method, path))
+            self.assertNotIn("token", query)
+        self.assertNotIn(TOKEN, reg.log())
+
+
+class AgentMode(ConsulBase):
+    def mine(self):
+        return {sid: s for sid, s in self.consul.agent_services().items()
+                if (s.get("Meta") or {}).get("registrar_host") == HOST}
+
+    def test_registers_updates_deregisters_with_registrator_conventions(self):
+        cid, port = self.run_container("api", "-e", "SERVICE_NAME=api", "-e", "SERVICE_TAGS=v1,eu",
+                                       "-e", "SERVICE_REGION=west", "-e", "SERVICE_CHECK_HTTP=/health",
+                                       "-e", "SERVICE_CHECK_INTERVAL=5s")
+        reg = self.registrar("consul", "--naming", "registrator")
+        sid = "%s:api:80" % HOST
+        h.wait_until(lambda: sid in self.mine(), message="the agent service")
+        s = self.consul.agent_services()[sid]
+        self.assertEqual((s["Service"], s["Address"], s["Port"], sorted(s["Tags"])),
+                         ("api", IPADDRESS, port, ["eu", "v1"]))
+        self.assertEqual(s["Meta"]["region"], "west")
+        checks = self.consul.agent_checks()
+        self.assertEqual((checks["service:" + sid]["Type"], checks["service:" + sid]["Interval"]), ("http", "5s"))
+        sent = [json.loads(body) for method, path, query, headers, body in self.consul.requests
+                if path == "/v1/agent/service/register"]
+        self.assertEqual(sent[-1]["Checks"], [{"HTTP": "http://%s:%d/health" % (IPADDRESS, port), "Interval": "5s"}])
+
+        # an update: the id names the container, so a rename moves the service
+        self.docker.docker("rename", "api", "api2")
+        h.wait_until(lambda: set(self.mine()) == {"%s:api2:80" % HOST}, message="the renamed service only")
+
+        self.docker.docker("stop", cid)
+        h.wait_until(lambda: self.mine() == {}, message="deregistered")
+        self.assert_token_used(reg)
+
+    def test_prunes_only_its_own_services(self):
+        # someone else's service on the same agent, and one of ours from a dead run
+        body = json.dumps({"ID": "theirs", "Name": "theirs", "Port": 1}).encode()
+        self.consul_put("/v1/agent/service/register", body)
+        cid, _ = self.run_container("old")
+        first = self.registrar("consul")
+        h.wait_until(lambda: len(self.mine()) == 1, message="registered")
+        first.kill9()
+        self.docker.docker("rm", "-f", cid)
+        keep, _ = self.run_container("keep")
+        hostname = self.docker.inspect(keep)["Config"]["Hostname"]
+        second = self.registrar("consul")
+        h.wait_until(lambda: [sid.endswith(":" + hostname) for sid in self.mine()] == [True], message="pruned to keep")
+        self.assertEqual(second.log().count("failed"), 0, second.log())
+        self.assertIn("theirs", self.consul.agent_services())
+
+    def test_ttl_check_passed_each_interval_and_expiring_after_kill_9(self):
+        self.run_container("ttl", "-e", "SERVICE_NAME=ttl")
+        reg = self.registrar("consul", "--naming", "registrator", "-m", "ttl", "-t", "2000")
+        sid = "%s:ttl:80" % HOST
+        check = "registrar:" + sid
+        h.wait_until(lambda: check in self.consul.agent_checks(), message="the ttl check")
+        time.sleep(3)           # longer than the ttl: only passes keep it up
+        self.assertEqual(self.consul.agent_checks()[check]["Status"], "passing")
+        passes = [r for r in self.consul.requests if r[1].replace("%3A", ":") == "/v1/agent/check/pass/" + check]
+        self.assertGreaterEqual(len(passes), 3)
+        reg.kill9()
+        h.wait_until(lambda: self.consul.agent_checks().get(check, {}).get("Status") != "passing",
+                     timeout=10, message="critical after kill -9")
+
+    def consul_put(self, path, body):
+        import urllib.request
+        req = urllib.request.Request(self.consul.url + path, data=body, method="PUT",
+                                     headers={"X-Consul-Token": TOKEN})
+        with urllib.request.urlopen(req, timeout=5) as r:
+            return r.read()
+
+
+class CatalogMode(ConsulBase):
+    def services_of_host(self, dc="dc1"):
+        out = {}
+        for name in self.consul.catalog_services(dc):
+            for s in self.catalog_service(name, dc):
+                if s["Node"] == HOST:
+                    out[s["ServiceID"]] = s
+        return out
+
+    def catalog_service(self, name, dc):
+        import urllib.request
+        req = urllib.request.Request("%s/v1/catalog/service/%s?dc=%s" % (self.consul.url, name, dc),
+                                     headers={"X-Consul-Token": TOKEN})
+        with urllib.request.urlopen(req, timeout=5) as r:
+            return json.loads(r.read())
+
+    def test_registers_in_the_containers_datacenter_and_deregisters(self):
+        web, port = self.run_container("web", "-e", "NAME=web")
+        dc2, _ = self.run_container("far", "-e", "NAME=far", "-e", "CONSUL_DC=dc2")
+        reg = self.registrar("consul-catalog")
+        h.wait_until(lambda: len(self.services_of_host("dc1")) == 1 and len(self.services_of_host("dc2")) == 1,
+                     message="one service in each datacenter")
+        (sid, s), = self.services_of_host("dc1").items()
+        self.assertTrue(sid.startswith("/services/web/80/"), sid)    # the key is the id, as in the old tool
+        self.assertEqual((s["Address"], s["ServiceName"], s["ServicePort"], s["ServiceMeta"]["registrar_host"]),
+                         (IPADDRESS, "busybox-80", port, HOST))
+        self.docker.docker("stop", dc2)
+        h.wait_until(lambda: self.services_of_host("dc2") == {}, message="removed from dc2")
+        self.assertEqual(len(self.services_of_host("dc1")), 1)
+        self.assert_token_used(reg)
+
+
+class KVMode(ConsulBase):
+    def kv(self):
+        return {k: e["Value"].decode() for k, e in self.consul.kv().items() if e["Value"] is not None}
+
+    def test_a_key_per_service_with_ownership_records(self):
+        cid, port = self.run_container("kv", "-e", "NAME=kv")
+        reg = self.registrar("consulkv", path="/registry")
+        h.wait_until(lambda: any(k.startswith("registry/services/kv/80/") for k in self.kv()), message="the key")
+        key = next(k for k in self.kv() if k.startswith("registry/services/kv/80/"))
+        doc = json.loads(self.kv()[key])
+        self.assertEqual((doc["host"], doc["ipaddress"], doc["host_port"]), (HOST, IPADDRESS, str(port)))
+        record = json.loads(self.kv()["registry/hosts/%s/keys/%s" % (HOST, key[len("registry/"):])])
+        self.assertEqual(record["key"], "/" + key[len("registry/"):])
+        self.docker.docker("stop", cid)
+        h.wait_until(lambda: not any(k.startswith("registry/services/") or k.startswith("registry/hosts/")
+                                     for k in self.kv()), message="key and record removed")
+        self.assert_token_used(reg)
+
+    def test_ttl_mode_holds_keys_with_a_session_that_expires_after_kill_9(self):
+        self.run_container("brief", "-e", "NAME=brief")
+        reg = self.registrar("consulkv", "-m", "ttl", "-t", "10000", path="/registry")
+        h.wait_until(lambda: any(k.startswith("registry/services/brief/") for k in self.kv()), message="the key")
+        sessions = self.consul.sessions()
+        self.assertEqual(len(sessions), 1)
+        reg.kill9()
+        h.wait_until(lambda: not any(k.startswith("registry/services/brief/") for k in self.kv()),
+                     timeout=20, message="deleted with the expired session")
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,159 @@
+-- scripts/backends/consul.lua with registrar.http.request replaced: the
+-- requests each mode makes, as Consul's HTTP API documents them.
+
+local support = require "support"
+local registrar = require "registrar"
+
+local json = registrar.json
+
+describe("consul backends", function()
+  local consul, requests, answers, saved
+
+  before_each(function()
+    support.configure { token = "acl-token", service_ttl = "prune", ttl = 12000, prefix_hosts = "/hosts" }
+    consul = dofile(support.scripts .. "/backends/consul.lua")
+    requests, answers = {}, {}
+    saved = registrar.http.request
+    registrar.http.request = function(req)
+      requests[#requests + 1] = req
+      return table.remove(answers, 1) or { status = 200, body = "true" }
+    end
+  end)
+
+  after_each(function() registrar.http.request = saved end)
+
+  -- a registrator-named entry, as the pipeline makes it
+  local function entry()
+    local naming = support.naming("registrator")
+    local c = support.container { env = { SERVICE_NAME = "api", SERVICE_TAGS = "v1", SERVICE_REGION = "eu",
+                                          SERVICE_CHECK_HTTP = "/health", SERVICE_CHECK_TIMEOUT = "2s" } }
+    return support.entries(naming, c)[1]
+  end
+
+  local function open(uri)
+    registrar.config.backend = uri
+    return consul.open(uri, registrar.config)
+  end
+
+  describe("agent (consul://)", function()
+    it("registers with PUT, PascalCase fields, the check and this host's Meta", function()
+      local b = open("consul://127.0.0.1:8500")
+      assert.is_true(b:register(entry()))
+      local r = requests[1]
+      assert.equal("PUT", r.method)
+      assert.equal("http://127.0.0.1:8500/v1/agent/service/register", r.url)
+      assert.equal("acl-token", r.headers["X-Consul-Token"])
+      local body = json.decode(r.body)
+      assert.equal("mesos-master:jovial_albattani:4001", body.ID)
+      assert.equal("api", body.Name)
+      assert.equal("10.0.1.100", body.Address)
+      assert.equal(49155, body.Port)
+      assert.same({ "v1" }, body.Tags)
+      assert.equal("eu", body.Meta.region)
+      assert.equal("mesos-master", body.Meta.registrar_host)
+      assert.equal("/services/api/mesos-master:jovial_albattani:4001", body.Meta.registrar_key)
+      assert.equal(16, #body.Meta.registrar_digest)
+      assert.same({ { HTTP = "http://10.0.1.100:49155/health", Interval = "10s", Timeout = "2s" } }, body.Checks)
+    end)
+
+    it("compares a digest of the registration, which changes with it", function()
+      open("consul://127.0.0.1:8500")
+      local e = entry()
+      local before = consul.compare(e, registrar.config)
+      e.service.tags[2] = "v2"
+      assert.are_not.equal(before, consul.compare(e, registrar.config))
+    end)
+
+    it("advertises only services whose Meta names this host, by their key", function()
+      local b = open("consul://127.0.0.1:8500")
+      answers[1] = { status = 200, body = json.encode {
+        mine = { ID = "mine", Meta = { registrar_host = "mesos-master", registrar_key = "/k", registrar_digest = "d" } },
+        theirs = { ID = "theirs", Meta = { registrar_host = "other", registrar_key = "/t" } },
+        plain = { ID = "plain" },
+      } }
+      assert.same({ ["/k"] = "d" }, b:advertised())
+      b:deregister { key = "/k" }
+      assert.equal("http://127.0.0.1:8500/v1/agent/service/deregister/mine", requests[2].url)
+      assert.equal("PUT", requests[2].method)
+    end)
+
+    it("makes an id from a key safe for a URL path", function()
+      local b = open("consul://127.0.0.1:8500")
+      local e = support.entries(support.naming("default"), support.container())[1]
+      b:register(e)
+      assert.equal("services:prod:etc:4001:49155:50ccf6e665e0", json.decode(requests[1].body).ID)
+    end)
+
+    it("adds a TTL check in ttl mode and passes it on refresh", function()
+      support.configure { token = "acl-token", service_ttl = "ttl", ttl = 12000 }
+      local b = open("consul://127.0.0.1:8500")
+      local e = entry()
+      b:register(e)
+      local checks = json.decode(requests[1].body).Checks
+      assert.same({ CheckID = "registrar:mesos-master:jovial_albattani:4001", Name = "registrar ttl", TTL = "12s",
+                    Status = "passing", DeregisterCriticalServiceAfter = "60s" }, checks[2])
+      assert.is_true(b:refresh { e })
+      assert.equal("http://127.0.0.1:8500/v1/agent/check/pass/registrar%3Amesos-master%3Ajovial_albattani%3A4001",
+                   requests[2].url)
+      answers[1] = { status = 404, body = "CheckID not found" }
+      assert.is_nil((b:refresh { e }))
+    end)
+  end)
+
+  describe("catalog (consul-catalog://)", function()
+    it("registers the node and service in the container's datacenter", function()
+      local b = open("consul-catalog://127.0.0.1:8500")
+      local e = entry()
+      e.service.container.env.CONSUL_DC = "dc2"
+      b:register(e)
+      local body = json.decode(requests[1].body)
+      assert.equal("http://127.0.0.1:8500/v1/catalog/register", requests[1].url)
+      assert.equal("dc2", body.Datacenter)
+      assert.equal("mesos-master", body.Node)
+      assert.equal("10.0.1.100", body.Address)
+      assert.equal("api", body.Service.Service)
+      assert.equal(49155, body.Service.Port)
+      b:deregister { key = e.key }
+      assert.same({ Datacenter = "dc2", Node = "mesos-master", ServiceID = "mesos-master:jovial_albattani:4001" },
+                  json.decode(requests[2].body))
+    end)
+  end)
+
+  describe("kv (consulkv://)", function()
+    it("writes the ownership record first, then the key, under the prefix", function()
+      local b = open("consulkv://127.0.0.1:8500/registry")
+      assert.is_true(b:register { key = "/services/a/1", value = '{"x":1}' })
+      assert.equal("http://127.0.0.1:8500/v1/kv/registry/hosts/mesos-master/keys/services/a/1", requests[1].url)
+      assert.same({ key = "/services/a/1", value = '{"x":1}' }, json.decode(requests[1].body))
+      assert.equal("http://127.0.0.1:8500/v1/kv/registry/services/a/1", requests[2].url)
+      assert.equal('{"x":1}', requests[2].body)
+      b:deregister { key = "/services/a/1" }
+      assert.equal("DELETE", requests[3].method)
+      assert.equal("http://127.0.0.1:8500/v1/kv/registry/services/a/1", requests[3].url)
+      assert.equal("http://127.0.0.1:8500/v1/kv/registry/hosts/mesos-master/keys/services/a/1", requests[4].url)
+    end)
+
+    it("fails when Consul answers false (a key another session holds)", function()
+      support.configure { token = "t", service_ttl = "ttl", ttl = 12000 }
+      local b = open("consulkv://127.0.0.1:8500")
+      answers = { { status = 200, body = '{"ID":"sess-1"}' }, { status = 200, body = "false" } }
+      local ok, err = b:register { key = "/a", value = "v" }
+      assert.is_nil(ok)
+      assert.truthy(err:find("status 200: false", 1, true))
+      assert.same({ Name = "registrar mesos-master", TTL = "12s", Behavior = "delete", LockDelay = "0s" },
+                  json.decode(requests[1].body))
+      assert.equal("http://127.0.0.1:8500/v1/kv/hosts/mesos-master/keys/a?acquire=sess-1", requests[2].url)
+    end)
+
+    it("advertises records of the current mode only", function()
+      local b = open("consulkv://127.0.0.1:8500")
+      local function rec(k, session)
+        return { Key = "hosts/mesos-master/keys" .. k, Session = session,
+                 Value = registrar.base64.encode(json.encode { key = k, value = "v" .. k }) }
+      end
+      answers[1] = { status = 200, body = json.encode { rec("/a"), rec("/b", "some-session"), { Key = "x", Value = json.null } } }
+      assert.same({ ["/a"] = "v/a" }, b:advertised())
+      assert.equal("http://127.0.0.1:8500/v1/kv/hosts/mesos-master/keys/?recurse", requests[1].url)
+    end)
+  end)
+end)
