@@ -15,8 +15,8 @@
 -- TCP and UDP on one number do not share a key.
 
 local registrar = require "registrar"
-local address = require "registrar.address"
 local keys = require "registrar.keys"
+local services_of = require "registrar.services"
 local settings = require "registrar.settings"
 
 local json = registrar.json
@@ -26,32 +26,13 @@ local DEFAULT_PREFIX_PATH = {
   "service:PORT", "service:HOST_PORT", "service:HOSTNAME",
 }
 
-local function label_of(service)
-  local c = service.container
-  return ("%s (%s)"):format(c.name or "?", (c.id or "?"):sub(1, 12))
-end
-
--- One service per (port, protocol, address, port there): the IPv4 and IPv6
--- wildcard bindings Docker makes for `-p` are one service, not two.
+-- One service per published port (registrar/services.lua), with the old
+-- tool's field names: host_port as text, ipaddress.
 function services(container)
-  local list, seen = {}, {}
-  for _, p in ipairs(container.ports or {}) do
-    local ip, port = address.of(container, p)
-    local id = ip and ("%d/%s/%s/%d"):format(p.port, p.proto, ip, port)
-    if id and not seen[id] then
-      seen[id] = true
-      list[#list + 1] = {
-        container = container,
-        env = container.env or {},
-        labels = container.labels or {},
-        settings = settings.of(container, p.port),
-        port = tostring(p.port),
-        proto = p.proto,
-        host_ip = p.host_ip,
-        host_port = tostring(port),
-        ipaddress = ip,
-      }
-    end
+  local list = services_of.of(container)
+  for _, service in ipairs(list) do
+    service.host_port = tostring(service.host_port)
+    service.ipaddress, service.address = service.address, nil
   end
   return list
 end
@@ -60,8 +41,7 @@ end
 function name(service)
   local named = service.settings.name
   if named and named ~= "" then return named end
-  local image = (service.container.image or ""):gsub(":[^:/]*$", ""):match("([^/]+)$") or "service"
-  return image .. "-" .. service.port
+  return services_of.image_name(service.container) .. "-" .. service.port
 end
 
 -- SERVICE_IGNORE, or SERVICE_<port>_IGNORE for one port (env or label).
@@ -107,12 +87,8 @@ function key(service)
     if not kind then error(("prefix_path element %q is not TYPE:VALUE"):format(spec), 0) end
     local text, origin = element(service, kind, value)
     if text ~= nil and text ~= "" then
-      local segment, why = keys.segment(text)
-      if not segment then
-        registrar.log.warn("container %s: %s %s, so it cannot be part of a key; service skipped",
-                           label_of(service), origin, why)
-        return nil
-      end
+      local segment = services_of.segment(service, text, origin)
+      if not segment then return nil end
       segments[#segments + 1] = segment
     end
   end

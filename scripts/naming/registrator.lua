@@ -12,16 +12,11 @@
 -- that set SERVICE_NAME are registered.
 
 local registrar = require "registrar"
-local address = require "registrar.address"
 local keys = require "registrar.keys"
+local services_of = require "registrar.services"
 local settings = require "registrar.settings"
 
 local json = registrar.json
-
-local function label_of(service)
-  local c = service.container
-  return ("%s (%s)"):format(c.name or "?", (c.id or "?"):sub(1, 12))
-end
 
 local function id_of(service)
   if service.settings.id and service.settings.id ~= "" then return service.settings.id end
@@ -68,27 +63,13 @@ local function attrs_of(service)
 end
 
 function services(container)
-  local list, seen, ports = {}, {}, {}
-  for _, p in ipairs(container.ports or {}) do
-    local ip, port = address.of(container, p)
-    local id = ip and ("%d/%s/%s/%d"):format(p.port, p.proto, ip, port)
-    if id and not seen[id] then
-      seen[id] = true
-      ports[p.port .. "/" .. p.proto] = true
-      list[#list + 1] = {
-        container = container,
-        env = container.env or {},
-        labels = container.labels or {},
-        settings = settings.of(container, p.port),
-        port = tostring(p.port),
-        proto = p.proto,
-        address = ip,
-        host_port = port,
-      }
+  local list, ports, published = services_of.of(container), {}, 0
+  for _, service in ipairs(list) do
+    if not ports[service.port .. "/" .. service.proto] then
+      ports[service.port .. "/" .. service.proto] = true
+      published = published + 1
     end
   end
-  local published = 0
-  for _ in pairs(ports) do published = published + 1 end
   for _, service in ipairs(list) do
     service.several = published > 1
     service.id = id_of(service)
@@ -102,7 +83,7 @@ end
 function name(service)
   local named = service.settings.name
   if named and named ~= "" then return named end
-  local image = (service.container.image or ""):gsub(":[^:/]*$", ""):match("([^/]+)$") or "service"
+  local image = services_of.image_name(service.container)
   return service.several and (image .. "-" .. service.port) or image
 end
 
@@ -115,12 +96,8 @@ end
 function key(service)
   local segments = {}
   for _, part in ipairs { { service.name, "SERVICE_NAME" }, { service.id, "SERVICE_ID" } } do
-    local segment, why = keys.segment(part[1])
-    if not segment then
-      registrar.log.warn("container %s: %s %s, so it cannot be part of a key; service skipped",
-                         label_of(service), part[2], why)
-      return nil
-    end
+    local segment = services_of.segment(service, part[1], part[2])
+    if not segment then return nil end
     segments[#segments + 1] = segment
   end
   return keys.join(registrar.config.prefix_services or "/services", segments)

@@ -13,6 +13,7 @@
 
 local registrar = require "registrar"
 local keys = require "registrar.keys"
+local services = require "registrar.services"
 
 local json = registrar.json
 local pipeline = {}
@@ -24,10 +25,6 @@ end
 
 local function fail(fn, message, ...)
   error(("%s: " .. message):format(defined_at(fn), ...), 0)
-end
-
-local function label(container)
-  return ("%s (%s)"):format(container.name or "?", (container.id or "?"):sub(1, 12))
 end
 
 -- Paused and, unless health is ignored, not-yet-healthy containers cannot
@@ -69,7 +66,7 @@ function pipeline.new(hooks, compare)
     if type(key) ~= "string" then fail(hooks.key, "key() returned a %s, not a string", type(key)) end
     local ok, why = keys.check(key)
     if not ok then
-      registrar.log.warn("container %s: key %q %s; service skipped", label(container), key, why)
+      registrar.log.warn("container %s: key %q %s; service skipped", services.label(container), key, why)
       return nil
     end
     service.key = key
@@ -99,7 +96,7 @@ function pipeline.new(hooks, compare)
       local entry = entry_for(service, container)
       if entry and seen[entry.key] then
         registrar.log.warn("container %s: two services have the key %s; keeping the first",
-                           label(container), entry.key)
+                           services.label(container), entry.key)
       elseif entry then
         seen[entry.key] = true
         entries[#entries + 1] = entry

@@ -1,6 +1,7 @@
 """What the integration tests share: the registrar binary and how to run it."""
 import json
 import os
+import unittest
 
 import harness as h
 
@@ -68,3 +69,26 @@ def etcd_v2_index(etcd):
     import urllib.request
     with urllib.request.urlopen(etcd.endpoint + "/v2/keys/", timeout=5) as r:
         return int(r.headers["X-Etcd-Index"])
+
+
+def remove_all_containers(docker):
+    ids = docker.docker("ps", "-aq").split()
+    if ids:
+        docker.docker("rm", "-f", *ids, check=False)
+
+
+class DockerTest(unittest.TestCase):
+    """One private dockerd, with the busybox image, per test class; every
+    container a test starts is removed when the test ends."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.docker = h.Dockerd()
+        cls.addClassCleanup(cls.docker.cleanup)
+        cls.docker.start()
+        cls.image = cls.docker.import_busybox()
+
+    def setUp(self):
+        super().setUp()
+        self.addCleanup(remove_all_containers, self.docker)

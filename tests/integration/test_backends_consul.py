@@ -9,7 +9,7 @@ import time
 import unittest
 
 import harness as h
-from common import start_registrar
+from common import DockerTest, start_registrar
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "consul_standin"))
 from consul_standin import start_standin  # noqa: E402
@@ -20,19 +20,12 @@ TOKEN = "c0ffee00-aaaa-bbbb-cccc-0123456789ab"
 
 
 @h.skip_unless_available(h.Dockerd)
-class ConsulBase(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.docker = h.Dockerd()
-        cls.addClassCleanup(cls.docker.cleanup)
-        cls.docker.start()
-        cls.image = cls.docker.import_busybox()
-
+class ConsulBase(DockerTest):
     def setUp(self):
+        super().setUp()
         self.consul = start_standin(acl_token=TOKEN, extra_datacenters=["dc2"], session_ttl_min=1,
                                     check_deregister_interval_min=1, check_reap_interval=0.2)
         self.addCleanup(self.consul.stop)
-        self.addCleanup(lambda: self.docker.docker("rm", "-f", *self.docker.docker("ps", "-aq").split(), check=False))
 
     def registrar(self, scheme, *args, path=""):
         return start_registrar(self, "run", "-B", "%s://127.0.0.1:%d%s" % (scheme, self.consul.port, path),

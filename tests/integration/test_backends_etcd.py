@@ -10,7 +10,7 @@ import time
 import unittest
 
 import harness as h
-from common import start_registrar
+from common import DockerTest, start_registrar
 
 HOST = "etcdhost"
 IPADDRESS = "10.0.7.7"
@@ -26,19 +26,16 @@ class EtcdScenarios:
 
     @classmethod
     def setUpClass(cls):
-        cls.docker = h.Dockerd()
-        cls.addClassCleanup(cls.docker.cleanup)
-        cls.docker.start()
-        cls.image = cls.docker.import_busybox()
+        super().setUpClass()
         cls.etcd = h.Etcd(enable_v2=True)
         cls.addClassCleanup(cls.etcd.cleanup)
         cls.etcd.start()
 
     def setUp(self):
+        super().setUp()
         self.etcd.v2_delete("/services", recursive=True)
         self.etcd.v2_delete("/hosts", recursive=True)
         self.etcd.v3_delete("/", prefix=True)
-        self.addCleanup(lambda: self.docker.docker("rm", "-f", *self.docker.docker("ps", "-aq").split(), check=False))
 
     def registrar(self, *args, host=HOST, env=None):
         return start_registrar(self, "run", "-B", "%s://%s" % (self.SCHEME, self.etcd.host_port),
@@ -92,7 +89,7 @@ class EtcdScenarios:
 
 
 @h.skip_unless_available(h.Dockerd, h.Etcd)
-class EtcdV2(EtcdScenarios, unittest.TestCase):
+class EtcdV2(EtcdScenarios, DockerTest):
     SCHEME = "etcd2"
 
     def services(self):
@@ -108,7 +105,7 @@ class EtcdV2(EtcdScenarios, unittest.TestCase):
 
 
 @h.skip_unless_available(h.Dockerd, h.Etcd)
-class EtcdV3(EtcdScenarios, unittest.TestCase):
+class EtcdV3(EtcdScenarios, DockerTest):
     SCHEME = "etcd"          # detected: a 3.4 server speaks v3
 
     def services(self):
@@ -162,18 +159,8 @@ class EtcdV3Forced(EtcdV3):
 
 
 @h.skip_unless_available(h.Dockerd, h.Etcd)
-class EtcdAccess(unittest.TestCase):
+class EtcdAccess(DockerTest):
     """Auth, TLS and failover: each needs an etcd of its own."""
-
-    @classmethod
-    def setUpClass(cls):
-        cls.docker = h.Dockerd()
-        cls.addClassCleanup(cls.docker.cleanup)
-        cls.docker.start()
-        cls.image = cls.docker.import_busybox()
-
-    def setUp(self):
-        self.addCleanup(lambda: self.docker.docker("rm", "-f", *self.docker.docker("ps", "-aq").split(), check=False))
 
     def container(self):
         cid = self.docker.run("-e", "NAME=web", "-P", "--expose", "80", self.image, "sleep", "3600")

@@ -6,29 +6,26 @@ import signal
 import unittest
 
 import harness as h
-from common import decoded, etcd_v2_index, host_port, old_tool_document, start_registrar
+from common import DockerTest, decoded, etcd_v2_index, host_port, old_tool_document, start_registrar
 
 HOST = "testhost"
 IPADDRESS = "10.0.1.100"
 
 
 @h.skip_unless_available(h.Dockerd, h.Etcd)
-class OldToolWayOnEtcdV2(unittest.TestCase):
+class OldToolWayOnEtcdV2(DockerTest):
     maxDiff = None
 
     @classmethod
     def setUpClass(cls):
-        cls.docker = h.Dockerd()
-        cls.addClassCleanup(cls.docker.cleanup)
-        cls.docker.start()
-        cls.image = cls.docker.import_busybox()
+        super().setUpClass()
         cls.etcd = h.Etcd(enable_v2=True)
         cls.addClassCleanup(cls.etcd.cleanup)
         cls.etcd.start()
 
     def setUp(self):
+        super().setUp()
         self.etcd.v2_delete("/services", recursive=True)
-        self.addCleanup(lambda: self.docker.docker("rm", "-f", *self.docker.docker("ps", "-aq").split(), check=False))
 
     def registrar(self, **extra):
         env = {

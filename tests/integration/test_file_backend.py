@@ -6,27 +6,20 @@ import tempfile
 import unittest
 
 import harness as h
-from common import host_port, old_tool_document, start_registrar
+from common import DockerTest, host_port, old_tool_document, start_registrar
 
 HOST = "filehost"
 IPADDRESS = "10.0.9.9"
 
 
 @h.skip_unless_available(h.Dockerd)
-class FileBackend(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.docker = h.Dockerd()
-        cls.addClassCleanup(cls.docker.cleanup)
-        cls.docker.start()
-        cls.image = cls.docker.import_busybox()
-
+class FileBackend(DockerTest):
     def setUp(self):
+        super().setUp()
         tmp = tempfile.TemporaryDirectory(prefix="registrar-file-")
         self.addCleanup(tmp.cleanup)
         self.dir = tmp.name
         self.path = os.path.join(self.dir, "registry", "services.json")
-        self.addCleanup(lambda: self.docker.docker("rm", "-f", *self.docker.docker("ps", "-aq").split(), check=False))
 
     def registrar(self, *args):
         return start_registrar(self, "run", "-B", "file://" + self.path, "-D", self.docker.socket,

@@ -9,7 +9,7 @@ import time
 import unittest
 
 import harness as h
-from common import start_registrar
+from common import DockerTest, start_registrar
 
 
 class BlackHole:
@@ -69,17 +69,7 @@ class Garbage:
 
 
 @h.skip_unless_available(h.Dockerd)
-class RegistryFaults(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.docker = h.Dockerd()
-        cls.addClassCleanup(cls.docker.cleanup)
-        cls.docker.start()
-        cls.image = cls.docker.import_busybox()
-
-    def setUp(self):
-        self.addCleanup(lambda: self.docker.docker("rm", "-f", *self.docker.docker("ps", "-aq").split(), check=False))
-
+class RegistryFaults(DockerTest):
     def registrar(self, backend):
         return start_registrar(self, "run", "-B", backend, "-D", self.docker.socket, "-H", "h1",
                                "-a", "10.0.0.1", "-i", "500", "--log-level", "debug", env={"TIMEOUT": "2000"})

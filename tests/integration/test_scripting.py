@@ -9,7 +9,7 @@ import tempfile
 import unittest
 
 import harness as h
-from common import REGISTRAR, host_port, start_registrar
+from common import REGISTRAR, DockerTest, host_port, start_registrar
 
 HOST = "scripthost"
 
@@ -35,21 +35,14 @@ end
 
 
 @h.skip_unless_available(h.Dockerd)
-class Scripting(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.docker = h.Dockerd()
-        cls.addClassCleanup(cls.docker.cleanup)
-        cls.docker.start()
-        cls.image = cls.docker.import_busybox()
-
+class Scripting(DockerTest):
     def setUp(self):
+        super().setUp()
         tmp = tempfile.TemporaryDirectory(prefix="registrar-script-")
         self.addCleanup(tmp.cleanup)
         self.dir = tmp.name
         self.registry = os.path.join(self.dir, "services.json")
         self.site = os.path.join(self.dir, "site.lua")
-        self.addCleanup(lambda: self.docker.docker("rm", "-f", *self.docker.docker("ps", "-aq").split(), check=False))
 
     def write_site(self, text):
         with open(self.site + ".new", "w") as f:

@@ -11,9 +11,7 @@ local json = registrar.json
 local Agent = {}
 Agent.__index = Agent
 
-local function failure(what, res)
-  return nil, ("%s: status %d: %s"):format(what, res.status, (res.body or ""):gsub("%s+$", ""))
-end
+local failure = service.failure
 
 function Agent:register(entry)
   local body, d = service.agent_body(entry, self.config)

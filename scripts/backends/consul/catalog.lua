@@ -11,9 +11,7 @@ local json = registrar.json
 local Catalog = {}
 Catalog.__index = Catalog
 
-local function failure(what, res)
-  return nil, ("%s: status %d: %s"):format(what, res.status, (res.body or ""):gsub("%s+$", ""))
-end
+local failure = service.failure
 
 function Catalog:put(path, body)
   return self.client:request {

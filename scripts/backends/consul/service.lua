@@ -95,6 +95,11 @@ function service.catalog_body(entry, config)
   }, d
 end
 
+-- nil and "what: status N: Consul's message" (its errors are plain text).
+function service.failure(what, res)
+  return nil, ("%s: status %d: %s"):format(what, res.status, (res.body or ""):gsub("%s+$", ""))
+end
+
 -- The digest stored in Meta.registrar_digest and compared with it.
 function service.digest(entry, config, mode)
   local body = mode == "catalog" and service.catalog_body(entry, config) or service.agent_body(entry, config)
