@@ -349,6 +349,7 @@ static void start_op(struct reconcile *r, struct entry *e, bool put)
 
 struct batch {
     struct reconcile *r;
+    long long started;
     int n;
     char **keys;
     char **values;              /* NULL entries are deletes */
@@ -375,6 +376,7 @@ static void on_batch_done(struct task *t, bool ok, lua_State *co, int nres, cons
     else if (!r->closing) {
         registry_ok(r);
         r->retry_ms = RETRY_MIN_MS;
+        metrics_timing(r->m, "services.set.ms", (double)(loop_now_ms() - b->started));
     }
     free(b->keys);
     free(b->values);
@@ -428,6 +430,7 @@ static void start_batch(struct reconcile *r)
         return;
     }
     b->r = r;
+    b->started = loop_now_ms();
     co = task_thread(t);
     push_method(r, co, "apply");
     lua_newtable(co);           /* puts */

@@ -145,6 +145,27 @@ class CatalogMode(ConsulBase):
         self.assertEqual(len(self.services_of_host("dc1")), 1)
         self.assert_token_used(reg)
 
+    def test_updates_and_prunes_only_its_own_services(self):
+        web, _ = self.run_container("web", "-e", "NAME=web", "-e", "SERVICE_80_NAME=web")
+        gone, _ = self.run_container("gone", "-e", "NAME=gone")
+        first = self.registrar("consul-catalog")
+        h.wait_until(lambda: len(self.services_of_host()) == 2, message="both registered")
+        first.kill9()
+        self.docker.docker("rm", "-f", gone)
+        # a service on this node that registrar did not write
+        self.consul_put("/v1/catalog/register", {"Node": HOST, "Address": IPADDRESS,
+                                                 "Service": {"ID": "theirs", "Service": "theirs", "Port": 1}})
+        self.registrar("consul-catalog", "--naming", "registrator")     # a new layout: every entry changes
+        h.wait_until(lambda: set(self.services_of_host()) == {"%s:web:80" % HOST, "theirs"},
+                     message="web under its registrator id, gone pruned, theirs kept")
+
+    def consul_put(self, path, body):
+        import urllib.request
+        req = urllib.request.Request(self.consul.url + path, data=json.dumps(body).encode(), method="PUT",
+                                     headers={"X-Consul-Token": TOKEN})
+        with urllib.request.urlopen(req, timeout=5) as r:
+            return r.read()
+
 
 class KVMode(ConsulBase):
     def kv(self):
@@ -163,6 +184,32 @@ class KVMode(ConsulBase):
         h.wait_until(lambda: not any(k.startswith("registry/services/") or k.startswith("registry/hosts/")
                                      for k in self.kv()), message="key and record removed")
         self.assert_token_used(reg)
+
+    def test_updates_prunes_and_leaves_other_keys_alone(self):
+        web, _ = self.run_container("web", "-e", "NAME=web")
+        gone, _ = self.run_container("gone", "-e", "NAME=gone")
+        first = self.registrar("consulkv", path="/registry")
+        h.wait_until(lambda: sum(k.startswith("registry/services/") for k in self.kv()) == 2, message="both keys")
+        first.kill9()
+        self.docker.docker("rm", "-f", gone)
+        other = "registry/services/other/80/1/abc"
+        self.put_kv(other, b'{"host":"otherhost"}')
+        self.docker.docker("rename", "web", "web2")        # changes the document's name
+        self.registrar("consulkv", path="/registry")
+
+        def settled():
+            keys = {k for k in self.kv() if k.startswith("registry/services/")}
+            web_keys = [k for k in keys if k.startswith("registry/services/web/")]
+            return (len(keys) == 2 and other in keys and len(web_keys) == 1
+                    and json.loads(self.kv()[web_keys[0]])["name"] == "/web2")
+        h.wait_until(settled, message="gone pruned, web rewritten, the other key kept")
+
+    def put_kv(self, key, value):
+        import urllib.request
+        req = urllib.request.Request("%s/v1/kv/%s" % (self.consul.url, key), data=value, method="PUT",
+                                     headers={"X-Consul-Token": TOKEN})
+        with urllib.request.urlopen(req, timeout=5) as r:
+            return r.read()
 
     def test_ttl_mode_holds_keys_with_a_session_that_expires_after_kill_9(self):
         self.run_container("brief", "-e", "NAME=brief")

@@ -151,6 +151,14 @@ class Check(unittest.TestCase):
         self.assertEqual(r.returncode, 1)
         self.assertIn(f"error: {site}:2: attempt to index a nil value", r.stdout)
 
+    def test_secrets_never_appear_in_the_output(self):
+        r = registrar("check", "-B", "etcd://user:uri-secret@127.0.0.1:1",
+                      "--containers", os.path.join(FIXTURES, "worked-example.json"),
+                      env={"BACKEND_PASSWORD": "pw-secret", "CONSUL_HTTP_TOKEN": "token-secret"})
+        self.assertEqual(r.returncode, 0, r.stderr)
+        for secret in ("uri-secret", "pw-secret", "token-secret"):
+            self.assertNotIn(secret, r.stdout + r.stderr)
+
     def test_unreadable_containers_file(self):
         t = TempDir(self)
         path = t.file("c.json", "{not json")
