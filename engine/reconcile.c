@@ -247,6 +247,7 @@ static void schedule_retry(struct reconcile *r)
 static void settle(struct reconcile *r, struct entry *e, bool put, const char *value, const char *fail)
 {
     e->busy = false;
+    e->touched = ++r->seq;      /* an audit asked before this call knows less than we do */
     set_erring(r, e, fail != NULL);
     if (fail != NULL) {
         e->failed = true;
