@@ -71,6 +71,7 @@ struct reconcile {
     bool has_apply, has_advertised, has_refresh;
     bool audited;               /* we know what the registry holds */
     bool auditing;
+    bool listed_once;           /* writes start after the first listing */
     bool listed_complete;       /* deletions are safe from now on */
     unsigned long long seq, audit_seq;
     int inflight;
@@ -451,10 +452,13 @@ static void start_batch(struct reconcile *r)
 
 /* ---- converging ----------------------------------------------------------- */
 
+/* Nothing is written before the registry was audited (so unchanged keys
+ * are not rewritten) and Docker listed once (so a start-up's writes go out
+ * together, not one per inspection). */
 static void converge(struct reconcile *r)
 {
     struct entry *e;
-    if (r->backend != B_OPEN || !r->audited)
+    if (r->backend != B_OPEN || !r->audited || !r->listed_once)
         return;
     if (r->has_apply) {
         if (r->inflight == 0 && r->queue_head != NULL)
@@ -578,6 +582,10 @@ void reconcile_container(struct reconcile *r, const char *id, const cJSON *conta
 
 void reconcile_listed(struct reconcile *r, bool complete)
 {
+    if (!r->listed_once) {
+        r->listed_once = true;
+        converge(r);
+    }
     if (!complete || r->listed_complete)
         return;
     /* the first complete listing: deletions held back until now may go */
