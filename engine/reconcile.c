@@ -694,6 +694,23 @@ static void audit(struct reconcile *r)
 
 /* ---- ttl refresh -------------------------------------------------------- */
 
+/* Forget what the registry holds for every wanted entry, so each is
+ * written again (ttl mode without refresh(), or a lost lease/session). */
+static void write_all_again(struct reconcile *r)
+{
+    struct map_iter it;
+    const char *key;
+    void *v;
+    map_iter_init(&it, r->entries);
+    while (map_iter_next(&it, &key, &v)) {
+        struct entry *e = v;
+        if (e->want != NULL && !e->busy) {
+            set_str(&e->have, NULL);
+            enqueue(r, e);
+        }
+    }
+}
+
 static void on_refresh_done(struct task *t, bool ok, lua_State *co, int nres, const char *err, void *arg)
 {
     struct reconcile *r = arg;
@@ -705,19 +722,8 @@ static void on_refresh_done(struct task *t, bool ok, lua_State *co, int nres, co
         return;
     r->call_failing = fail != NULL;
     if (fail != NULL) {
-        struct map_iter it;
-        const char *key;
-        void *v;
         registry_failed(r, "refresh", fail);
-        /* whatever it held may be gone: write everything again */
-        map_iter_init(&it, r->entries);
-        while (map_iter_next(&it, &key, &v)) {
-            struct entry *e = v;
-            if (!e->busy && e->want != NULL) {
-                set_str(&e->have, NULL);
-                enqueue(r, e);
-            }
-        }
+        write_all_again(r);     /* whatever it held may be gone */
     } else {
         registry_ok(r);
     }
@@ -742,7 +748,7 @@ static void refresh(struct reconcile *r)
         map_iter_init(&it, r->entries);
         while (map_iter_next(&it, &key, &v)) {
             struct entry *e = v;
-            if (e->want != NULL && e->have != NULL && strcmp(e->want, e->have) == 0) {
+            if (e->want != NULL && settled(e)) {
                 push_entry(r, co, e, true);
                 lua_rawseti(co, -2, ++n);
             }
@@ -751,14 +757,7 @@ static void refresh(struct reconcile *r)
         task_start(t, 2);
         return;
     }
-    map_iter_init(&it, r->entries);
-    while (map_iter_next(&it, &key, &v)) {
-        struct entry *e = v;
-        if (e->want != NULL && !e->busy) {
-            set_str(&e->have, NULL);
-            enqueue(r, e);
-        }
-    }
+    write_all_again(r);
     converge(r);
 }
 
