@@ -92,3 +92,14 @@ class DockerTest(unittest.TestCase):
     def setUp(self):
         super().setUp()
         self.addCleanup(remove_all_containers, self.docker)
+
+
+class EtcdTest(DockerTest):
+    """DockerTest plus one private etcd (v2 API enabled) per test class."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.etcd = h.Etcd(enable_v2=True)
+        cls.addClassCleanup(cls.etcd.cleanup)
+        cls.etcd.start()

@@ -10,7 +10,7 @@ import time
 import unittest
 
 import harness as h
-from common import DockerTest, start_registrar
+from common import DockerTest, EtcdTest, start_registrar
 
 HOST = "etcdhost"
 IPADDRESS = "10.0.7.7"
@@ -23,13 +23,6 @@ def revision(etcd):
 class EtcdScenarios:
     """Run against every API; subclasses say which (SCHEME) and how to read."""
     SCHEME = None
-
-    @classmethod
-    def setUpClass(cls):
-        super().setUpClass()
-        cls.etcd = h.Etcd(enable_v2=True)
-        cls.addClassCleanup(cls.etcd.cleanup)
-        cls.etcd.start()
 
     def setUp(self):
         super().setUp()
@@ -89,7 +82,7 @@ class EtcdScenarios:
 
 
 @h.skip_unless_available(h.Dockerd, h.Etcd)
-class EtcdV2(EtcdScenarios, DockerTest):
+class EtcdV2(EtcdScenarios, EtcdTest):
     SCHEME = "etcd2"
 
     def services(self):
@@ -105,7 +98,7 @@ class EtcdV2(EtcdScenarios, DockerTest):
 
 
 @h.skip_unless_available(h.Dockerd, h.Etcd)
-class EtcdV3(EtcdScenarios, DockerTest):
+class EtcdV3(EtcdScenarios, EtcdTest):
     SCHEME = "etcd"          # detected: a 3.4 server speaks v3
 
     def services(self):

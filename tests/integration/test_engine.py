@@ -6,22 +6,15 @@ import signal
 import unittest
 
 import harness as h
-from common import DockerTest, decoded, etcd_v2_index, host_port, old_tool_document, start_registrar
+from common import EtcdTest, decoded, etcd_v2_index, host_port, old_tool_document, start_registrar
 
 HOST = "testhost"
 IPADDRESS = "10.0.1.100"
 
 
 @h.skip_unless_available(h.Dockerd, h.Etcd)
-class OldToolWayOnEtcdV2(DockerTest):
+class OldToolWayOnEtcdV2(EtcdTest):
     maxDiff = None
-
-    @classmethod
-    def setUpClass(cls):
-        super().setUpClass()
-        cls.etcd = h.Etcd(enable_v2=True)
-        cls.addClassCleanup(cls.etcd.cleanup)
-        cls.etcd.start()
 
     def setUp(self):
         super().setUp()
