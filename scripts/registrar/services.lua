@@ -19,13 +19,31 @@ function services.image_name(container)
   return (container.image or ""):gsub(":[^:/]*$", ""):match("([^/]+)$") or "service"
 end
 
--- One service per (port, protocol, address, port there): the IPv4 and IPv6
--- wildcard bindings Docker makes for `-p` are one service, not two.
+-- `-p` and `-P` bind a port on both wildcards, "0.0.0.0" and "::", and
+-- Docker may give the two different host ports. Both stand for the host
+-- address, so a port bound on the wildcard of that address's family skips
+-- its twin on the other one; a port bound on one wildcard only keeps it.
+local function twins_to_skip(container)
+  local mine, other = "0.0.0.0", "::"
+  if (registrar.host.ipaddress or ""):find(":", 1, true) then mine, other = "::", "0.0.0.0" end
+  local bound, skip = {}, {}
+  for _, p in ipairs(container.ports or {}) do
+    if p.host_ip == mine then bound[p.port .. "/" .. p.proto] = true end
+  end
+  for _, p in ipairs(container.ports or {}) do
+    if p.host_ip == other and bound[p.port .. "/" .. p.proto] then skip[p] = true end
+  end
+  return skip
+end
+
+-- One service per (port, protocol, address, port there).
 -- port is the container port (text); host_port the port at address.
 function services.of(container)
   local list, seen = {}, {}
+  local skip = twins_to_skip(container)
   for _, p in ipairs(container.ports or {}) do
-    local ip, port = address.of(container, p)
+    local ip, port
+    if not skip[p] then ip, port = address.of(container, p) end
     local id = ip and ("%d/%s/%s/%d"):format(p.port, p.proto, ip, port)
     if id and not seen[id] then
       seen[id] = true

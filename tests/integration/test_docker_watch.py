@@ -195,7 +195,10 @@ class FileRegistry:
         return self.inspect(cid)["Config"]["Hostname"]
 
     def host_port(self, cid, port):
-        return self.engine.port(cid, port)[0][1]
+        """The host port of ``port``'s IPv4 binding (its IPv6 twin on "::"
+        may have another number), or of its only binding."""
+        bindings = self.engine.port(cid, port)
+        return next((p for ip, p in bindings if ip != "::"), bindings[0][1])
 
     def key_of(self, cid, name, port, environment=None):
         """The default key of a container's (single-binding) port."""
@@ -459,6 +462,21 @@ class NetworkShapes(FileRegistry, unittest.TestCase):
         s = self.wait_keys({ka, kb}, "both containers' ports")
         self.assertEqual(s[kb]["host_port"], str(self.host_port(b, 80)))
         self.assertEqual({s[ka]["ipaddress"], s[kb]["ipaddress"]}, {IPADDRESS})
+
+    def test_the_ipv6_twin_of_a_binding_is_not_a_second_service(self):
+        # A port taken on "::" only moves Docker's IPv6 allocator ahead, so
+        # the next -P gets different host ports for "0.0.0.0" and "::".
+        # A port bound on one wildcard only is still a service.
+        only6 = self.engine.run("-e", "NAME=only6", "-p", "[::]::81", self.image, "sleep", "3600")
+        c = self.engine.run("-e", "NAME=twins", "-P", "--expose", "80", self.image, "sleep", "3600")
+        bindings = dict(self.engine.port(c, 80))
+        if bindings.get("0.0.0.0") == bindings.get("::"):
+            self.skipTest("this dockerd gave both wildcards the same port: %r" % bindings)
+        key = default_key("twins", 80, bindings["0.0.0.0"], self.hostname(c))
+        key6 = default_key("only6", 81, self.host_port(only6, 81), self.hostname(only6))
+        self.registrar()
+        s = self.wait_keys({key, key6}, "the IPv4 twin and the IPv6-only port")
+        self.assertEqual((s[key]["ipaddress"], s[key6]["ipaddress"]), (IPADDRESS, IPADDRESS))
 
     def test_a_port_bound_to_one_address_advertises_that_address(self):
         local, wild = h.free_port(), h.free_port()

@@ -87,6 +87,36 @@ describe("default naming", function()
       assert.same({ "/services/prod/etc/80/32768/50ccf6e665e0" }, keys(c))
     end)
 
+    -- Docker allocates the two wildcards' ports apart; after other
+    -- containers took ports on one family only, `-P` gives them different
+    -- numbers, and the IPv6 one is not reachable at an IPv4 ipaddress.
+    local function twins_apart()
+      return support.container {
+        ports = {
+          { port = 80, proto = "tcp", host_ip = "0.0.0.0", host_port = 32780 },
+          { port = 80, proto = "tcp", host_ip = "::", host_port = 32781 },
+        },
+      }
+    end
+
+    it("keeps the IPv4 twin when the two wildcards got different host ports", function()
+      assert.same({ "/services/prod/etc/80/32780/50ccf6e665e0" }, keys(twins_apart()))
+    end)
+
+    it("keeps the IPv6 twin when ipaddress is an IPv6 address", function()
+      support.configure { ipaddress = "fd00::5" }
+      local entries = support.entries(naming, twins_apart())
+      assert.same({ "/services/prod/etc/80/32781/50ccf6e665e0" }, support.keys_of(entries))
+      assert.equal("fd00::5", registrar.json.decode(entries[1].value).ipaddress)
+    end)
+
+    it("keeps a port bound on the IPv6 wildcard only", function()
+      local c = support.container {
+        ports = { { port = 80, proto = "tcp", host_ip = "::", host_port = 32781 } },
+      }
+      assert.same({ "/services/prod/etc/80/32781/50ccf6e665e0" }, keys(c))
+    end)
+
     it("skips an exposed port that is not published", function()
       local c = support.container {
         ports = {
