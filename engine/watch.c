@@ -43,6 +43,7 @@ struct known {
     unsigned long long updated; /* seq of the last change from an inspect */
     bool inspecting, again, listing_wait;
     bool discard;               /* the inspection under way predates a death */
+    bool event_read;            /* read after an event since the last listing */
     bool warned;                /* its bad answers were reported once */
 };
 
@@ -138,6 +139,17 @@ static void drop(struct watch *w, struct known *k)
         w->cb.changed(w->cb.arg, k->id, NULL);
     if (!k->inspecting && !k->listing_wait)
         known_free(map_remove(w->known, k->id));
+}
+
+/* After events may have been lost, listings check every container again. */
+static void forget_event_reads(struct watch *w)
+{
+    struct map_iter it;
+    const char *id;
+    void *v;
+    map_iter_init(&it, w->known);
+    while (map_iter_next(&it, &id, &v))
+        ((struct known *)v)->event_read = false;
 }
 
 /* ---- listing ------------------------------------------------------------ */
@@ -244,6 +256,17 @@ static bool readable_list(const cJSON *list)
     return true;
 }
 
+/* A container read after an event is as current as a listing can show:
+ * any later change brings an event of its own, which reads it again. So
+ * the listing only records its fingerprint. Not once events may have
+ * been lost (an outage, an unreadable event): forget_event_reads(). */
+static bool listed_as_read(struct known *k)
+{
+    bool current = k->event_read && k->container != NULL && !k->inspecting;
+    k->event_read = false;
+    return current;
+}
+
 static void on_list(struct http_transfer *x, const struct http_response *res, void *arg)
 {
     struct watch *w = arg;
@@ -272,13 +295,19 @@ static void on_list(struct http_transfer *x, const struct http_response *res, vo
         const cJSON *cid = cJSON_GetObjectItemCaseSensitive(item, "Id");
         struct known *k;
         unsigned long long fp;
+        bool current;
         if (!cJSON_IsString(cid) || cid->valuestring[0] == '\0')
             continue;
         fp = fingerprint(item);
         k = known_get(w, cid->valuestring, true);
-        if (k == NULL || (k->fingerprint == fp && k->container != NULL))
+        if (k == NULL)
+            continue;
+        current = listed_as_read(k);
+        if (k->fingerprint == fp && k->container != NULL)
             continue;
         k->fingerprint = fp;
+        if (current)
+            continue;
         k->listing_wait = true;
         w->list_pending++;
         inspect(w, k);
@@ -416,6 +445,7 @@ static bool apply_inspect(struct watch *w, struct known *k, const struct http_re
     }
     k->warned = false;
     set_container(w, k, container);
+    k->event_read = !k->listing_wait && !peer_missing;
     if (peer_missing)
         k->fingerprint = 0;     /* its peer's inspection will bring the addresses */
     return true;
@@ -438,6 +468,7 @@ static void on_inspect(struct http_transfer *x, const struct http_response *res,
     k->inspecting = false;
     if (!usable || res->curl_code != 0) {
         k->fingerprint = 0;     /* try again at the next listing */
+        k->event_read = false;
         if (k->listing_wait)
             w->list_incomplete = true;
     }
@@ -556,6 +587,7 @@ static void handle_line(struct watch *w, const char *line, size_t len)
     ev = cJSON_ParseWithLength(line, len);
     if (ev == NULL) {
         log_warn("Docker sent an event that is not JSON (%zu bytes); ignored", len);
+        forget_event_reads(w);  /* the next listing checks every container */
         return;
     }
     handle_event(w, ev);
@@ -584,6 +616,7 @@ static long handle_buffered_events(struct loop *lp, void *arg)
     }
     if (w->line_len > MAX_EVENT_LINE) {
         log_warn("Docker sent an event longer than %d bytes; ignored", MAX_EVENT_LINE);
+        forget_event_reads(w);
         w->line_overflow = true;
         w->line_len = 0;
     }
@@ -669,6 +702,7 @@ static void go_down(struct watch *w, const char *why)
     if (w->state == W_DOWN && w->retry_timer != 0)
         return;
     w->state = W_DOWN;
+    forget_event_reads(w);
     if (w->events != NULL) {
         http_cancel(w->events);
         w->events = NULL;

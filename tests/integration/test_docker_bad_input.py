@@ -376,6 +376,35 @@ class DockerBadInput(unittest.TestCase):
             self.assertNotRegex(path, r"[\r\n ]|X-Injected|/containers/\.\./", "a request built from a bad id")
         self.assert_running()
 
+    # -- what a listing inspects ----------------------------------------------
+
+    def started_and_read(self, name):
+        """registrar running, then a container started and read from its
+        start event alone; returns the container's inspect document."""
+        self.registrar()
+        self.docker.wait_subscribed()
+        self.wait_log(r"debug resync: ")
+        doc = self.container(name)
+        self.docker.emit(container_event("start", doc["Id"], name))
+        self.wait_keys([key(doc)], "registered from its start event")
+        return doc
+
+    def test_a_container_read_after_its_start_event_is_not_inspected_again_by_listings(self):
+        a = self.started_and_read("a")
+        self.wait_resyncs(3)
+        self.assertEqual(self.inspected(a["Id"]), 1, "a later listing inspected it again")
+
+    def test_after_an_unreadable_event_listings_inspect_what_changed(self):
+        a = self.started_and_read("a")
+        # renamed, and the event that says so arrives as garbage: only the
+        # listing can tell, so it must not take the start event's reading
+        a["Name"] = "/renamed"
+        self.docker.add_container(a)
+        self.docker.emit(b'{"Type": "container", "Action": "rename", "Actor": {"ID": \n')
+        self.wait_services(lambda s: s.get(key(a), {}).get("name") == "/renamed",
+                           "the new name from the listing's inspection")
+        self.assertEqual(self.inspected(a["Id"]), 2)
+
     def test_the_event_stream_closing_is_survived(self):
         a, b = self.container("a"), self.container("b")
         self.registrar()
