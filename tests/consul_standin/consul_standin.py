@@ -39,6 +39,7 @@ import random
 import re
 import signal
 import socket
+import ssl
 import sys
 import threading
 import time
@@ -2527,6 +2528,13 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
+    def handle_error(self, request, client_address):
+        # a client that refuses our certificate (or none) is a test's
+        # point, not a stand-in fault worth a traceback
+        if isinstance(sys.exc_info()[1], ssl.SSLError):
+            return
+        super().handle_error(request, client_address)
+
 
 class StandIn(object):
     """A running stand-in. Read-only views of its state are deep copies in
@@ -2537,7 +2545,7 @@ class StandIn(object):
                  session_ttl_min=10.0, session_ttl_multiplier=1.0,
                  check_deregister_interval_min=60.0, check_reap_interval=30.0,
                  enable_script_checks=False, version=STANDIN_VERSION,
-                 register_consul_service=True):
+                 register_consul_service=True, tls=None):
         self.store = Store(datacenter, node_name or socket.gethostname(), node_address, acl_token,
                            extra_datacenters, session_ttl_min, session_ttl_multiplier,
                            check_deregister_interval_min, check_reap_interval,
@@ -2549,9 +2557,13 @@ class StandIn(object):
         self._log_lock = threading.Lock()
         handler = type("Handler", (_Handler,), {"standin": self})
         self._server = _Server(("127.0.0.1", port), handler)
+        if tls is not None:
+            # the handshake happens in each connection's thread, not in accept()
+            self._server.socket = tls.wrap_socket(self._server.socket, server_side=True,
+                                                  do_handshake_on_connect=False)
         self.host = "127.0.0.1"
         self.port = self._server.server_address[1]
-        self.url = "http://%s:%d" % (self.host, self.port)
+        self.url = "%s://%s:%d" % ("https" if tls else "http", self.host, self.port)
         self._stop = threading.Event()
         self._serve_thread = threading.Thread(target=self._server.serve_forever,
                                               kwargs={"poll_interval": 0.1}, daemon=True)
@@ -2734,7 +2746,7 @@ def start_standin(port=0, acl_token=None, datacenter="dc1", node_name=None,
     timer is 2x the TTL; default 1), check_deregister_interval_min (seconds,
     Consul: 60), check_reap_interval (seconds, Consul: 30),
     enable_script_checks (bool), version (str), register_consul_service
-    (bool)."""
+    (bool), tls (a server-side ssl.SSLContext: serve https)."""
     return StandIn(port=port, acl_token=acl_token, datacenter=datacenter, node_name=node_name,
                    node_address=node_address, log=log, **kwargs).start()
 

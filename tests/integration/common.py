@@ -1,6 +1,7 @@
 """What the integration tests share: the registrar binary and how to run it."""
 import json
 import os
+import subprocess
 import unittest
 
 import harness as h
@@ -103,3 +104,30 @@ class EtcdTest(DockerTest):
         cls.etcd = h.Etcd(enable_v2=True)
         cls.addClassCleanup(cls.etcd.cleanup)
         cls.etcd.start()
+
+
+def make_certs(d):
+    """A CA, a server certificate for 127.0.0.1 and a client certificate,
+    laid out as dockerd and the docker CLI want them: ca.pem, cert.pem and
+    key.pem in each of the two directories it returns (server, client)."""
+    server, client = os.path.join(d, "server"), os.path.join(d, "certs")
+    os.makedirs(server)
+    os.makedirs(client)
+
+    def ossl(*args):
+        subprocess.run(["openssl", *args], check=True, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.PIPE, timeout=60)
+    ossl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=registrar-test-ca",
+         "-keyout", d + "/ca-key.pem", "-out", server + "/ca.pem")
+    for where, cn, ext in ((server, "127.0.0.1", "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n"),
+                           (client, "registrar-client", "extendedKeyUsage=clientAuth\n")):
+        with open(where + "/ext", "w") as f:
+            f.write("basicConstraints=CA:FALSE\n" + ext)
+        ossl("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=" + cn,
+             "-keyout", where + "/key.pem", "-out", where + "/csr.pem")
+        ossl("x509", "-req", "-in", where + "/csr.pem", "-CA", server + "/ca.pem", "-CAkey",
+             d + "/ca-key.pem", "-CAcreateserial", "-days", "2", "-extfile", where + "/ext",
+             "-out", where + "/cert.pem")
+    with open(server + "/ca.pem") as src, open(client + "/ca.pem", "w") as dst:
+        dst.write(src.read())
+    return server, client

@@ -4,12 +4,15 @@ ACL tokens, ttl checks and sessions.  What passes here was checked against
 the stand-in only, not a real Consul agent."""
 import json
 import os
+import shutil
+import ssl
 import sys
+import tempfile
 import time
 import unittest
 
 import harness as h
-from common import DockerTest, start_registrar
+from common import DockerTest, make_certs, start_registrar
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "consul_standin"))
 from consul_standin import start_standin  # noqa: E402
@@ -21,16 +24,38 @@ TOKEN = "c0ffee00-aaaa-bbbb-cccc-0123456789ab"
 
 @h.skip_unless_available(h.Dockerd)
 class ConsulBase(DockerTest):
+    tls = False                 # serve https, asking for a client certificate
+
     def setUp(self):
         super().setUp()
         self.consul = start_standin(acl_token=TOKEN, extra_datacenters=["dc2"], session_ttl_min=1,
-                                    check_deregister_interval_min=1, check_reap_interval=0.2)
+                                    check_deregister_interval_min=1, check_reap_interval=0.2,
+                                    tls=self.server_tls() if self.tls else None)
         self.addCleanup(self.consul.stop)
 
-    def registrar(self, scheme, *args, path=""):
+    def server_tls(self):
+        """A CA made here; the stand-in's certificate, and registrar's
+        client certificate in self.client_dir."""
+        d = tempfile.mkdtemp(prefix="registrar-consul-tls-")
+        self.addCleanup(shutil.rmtree, d, True)
+        server, self.client_dir = make_certs(d)
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(server + "/cert.pem", server + "/key.pem")
+        context.load_verify_locations(server + "/ca.pem")
+        context.verify_mode = ssl.CERT_REQUIRED
+        return context
+
+    def registrar(self, scheme, *args, path="", env=None):
+        full_env = {"CONSUL_HTTP_TOKEN": TOKEN}
+        if self.tls:
+            scheme += "+https"
+            full_env.update(BACKEND_CA_FILE=self.client_dir + "/ca.pem",
+                            BACKEND_CERT_FILE=self.client_dir + "/cert.pem",
+                            BACKEND_KEY_FILE=self.client_dir + "/key.pem")
+        full_env.update(env or {})
         return start_registrar(self, "run", "-B", "%s://127.0.0.1:%d%s" % (scheme, self.consul.port, path),
                                "-D", self.docker.socket, "-H", HOST, "-a", IPADDRESS, "-i", "500",
-                               "--log-level", "debug", *args, env={"CONSUL_HTTP_TOKEN": TOKEN})
+                               "--log-level", "debug", *args, env=full_env)
 
     def run_container(self, name, *extra):
         cid = self.docker.run("--name", name, "-P", "--expose", "80", *extra, self.image, "sleep", "3600")
@@ -224,3 +249,34 @@ class KVMode(ConsulBase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class OverTLS(ConsulBase):
+    """consul+https://, consul-catalog+https:// and consulkv+https:// with a
+    CA made by the test; the stand-in refuses clients without a certificate
+    that CA signed."""
+    tls = True
+
+    def test_each_mode_registers_over_https(self):
+        cid, port = self.run_container("secure", "-e", "SERVICE_NAME=secure", "-e", "NAME=secure")
+        sid = "%s:secure:80" % HOST
+        self.registrar("consul", "--naming", "registrator")
+        h.wait_until(lambda: sid in self.consul.agent_services(), message="the agent service over https")
+        self.registrar("consul-catalog", "--naming", "registrator")
+        h.wait_until(lambda: sid in self.consul.catalog()["Services"].get(HOST, {}),
+                     message="the catalog service over https")
+        self.registrar("consulkv", path="/registry")
+        key = "registry/services/secure/80/%d/%s" % (port, self.docker.inspect(cid)["Config"]["Hostname"])
+        h.wait_until(lambda: key in self.consul.kv(), message="the KV key over https")
+
+    def test_a_server_certificate_from_another_ca_is_refused(self):
+        self.run_container("secure", "-e", "SERVICE_NAME=secure")
+        other = tempfile.mkdtemp(prefix="registrar-consul-tls-other-")
+        self.addCleanup(shutil.rmtree, other, True)
+        _, other_client = make_certs(other)
+        reg = self.registrar("consul", "--naming", "registrator",
+                             env={"BACKEND_CA_FILE": other_client + "/ca.pem"})
+        reg.wait_log(r"(?i)certificate")
+        time.sleep(1)
+        self.assertEqual(self.consul.agent_services().get("%s:secure:80" % HOST), None)
+        self.assertTrue(reg.alive())

@@ -13,13 +13,12 @@ import json
 import os
 import random
 import re
-import subprocess
 import tempfile
 import time
 import unittest
 
 import harness as h
-from common import start_registrar
+from common import make_certs, start_registrar
 
 HOST = "watchhost"
 IPADDRESS = "10.0.7.7"
@@ -662,33 +661,6 @@ class Health(FileRegistry, unittest.TestCase):
 # 6. Docker over TCP with TLS, and DOCKER_HOST
 # ---------------------------------------------------------------------------
 
-def make_docker_certs(d):
-    """A CA, a server certificate for 127.0.0.1 and a client certificate,
-    laid out as dockerd and the docker CLI want them.  Returns (server
-    dir, client dir)."""
-    server, client = os.path.join(d, "server"), os.path.join(d, "certs")
-    os.makedirs(server)
-    os.makedirs(client)
-
-    def ossl(*args):
-        subprocess.run(["openssl", *args], check=True, stdout=subprocess.DEVNULL,
-                       stderr=subprocess.PIPE, timeout=60)
-    ossl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=registrar-test-ca",
-         "-keyout", d + "/ca-key.pem", "-out", server + "/ca.pem")
-    for where, cn, ext in ((server, "127.0.0.1", "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n"),
-                           (client, "registrar-client", "extendedKeyUsage=clientAuth\n")):
-        with open(where + "/ext", "w") as f:
-            f.write("basicConstraints=CA:FALSE\n" + ext)
-        ossl("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=" + cn,
-             "-keyout", where + "/key.pem", "-out", where + "/csr.pem")
-        ossl("x509", "-req", "-in", where + "/csr.pem", "-CA", server + "/ca.pem", "-CAkey",
-             d + "/ca-key.pem", "-CAcreateserial", "-days", "2", "-extfile", where + "/ext",
-             "-out", where + "/cert.pem")
-    with open(server + "/ca.pem") as src, open(client + "/ca.pem", "w") as dst:
-        dst.write(src.read())
-    return server, client
-
-
 @h.skip_unless_available(h.Dockerd)
 @unittest.skipIf(h._find("openssl") is None, "openssl not found")
 class DockerHostAsTheCliReadsIt(FileRegistry, unittest.TestCase):
@@ -698,7 +670,7 @@ class DockerHostAsTheCliReadsIt(FileRegistry, unittest.TestCase):
     def setUpClass(cls):
         tmp = tempfile.TemporaryDirectory(prefix="registrar-tls-")
         cls.addClassCleanup(tmp.cleanup)
-        server, cls.client_certs = make_docker_certs(tmp.name)
+        server, cls.client_certs = make_certs(tmp.name)
         cls.port = h.free_port()
         cls.engine = h.Dockerd(extra_args=(
             "--host", "tcp://127.0.0.1:%d" % cls.port, "--tlsverify",
@@ -722,7 +694,7 @@ class DockerHostAsTheCliReadsIt(FileRegistry, unittest.TestCase):
     def test_a_daemon_certificate_from_another_ca_is_refused(self):
         c = self.engine.run("-e", "NAME=tls", "-P", "--expose", "80", h.BUSYBOX_IMAGE, "sleep", "3600")
         other = os.path.join(self.dir, "other")
-        _, other_client = make_docker_certs(other)
+        _, other_client = make_certs(other)
         wrong = os.path.join(self.dir, "wrong")
         os.makedirs(wrong)
         for name, src in (("ca.pem", other_client), ("cert.pem", self.client_certs),
