@@ -169,10 +169,10 @@ void cli_usage(const char *command)
 
 void cli_help_config(void)
 {
-    printf("%-18s %-18s %-26s %s\n", "key", "environment", "default", "meaning");
+    printf("%-19s %-19s %-26s %s\n", "key", "environment", "default", "meaning");
     for (int k = 0; k < CK_COUNT; k++) {
         const struct config_key_info *info = config_key_info((enum config_key)k);
-        printf("%-18s %-18s %-26.26s %s\n", info->name, info->env ? info->env : "-",
+        printf("%-19s %-19s %-26.26s %s\n", info->name, info->env ? info->env : "-",
                info->default_text, info->help);
     }
 }

@@ -44,6 +44,10 @@ static const struct config_key_info keys[CK_COUNT] = {
     [CK_STATSD] = { "statsd", "STATSD", NULL, "unset", "HOST:PORT (or {host, port}) turns statsd on" },
     [CK_NAMING] = { "naming", "NAMING", NULL, "default", "default, registrator, or a .lua file" },
     [CK_SCRIPT] = { "script", "SCRIPT", NULL, "none", "site script loaded after the defaults" },
+    [CK_SCRIPT_INSTRUCTIONS] = { "script_instructions", "SCRIPT_INSTRUCTIONS", NULL, "50000000",
+                                 "Lua instructions one hook call may run before it is stopped" },
+    [CK_SCRIPT_MEMORY] = { "script_memory", "SCRIPT_MEMORY", NULL, "512",
+                           "MiB the scripts' Lua state may hold" },
     [CK_HEALTH] = { "health", "HEALTH", NULL, "require",
                     "require: register containers with a HEALTHCHECK only while healthy; ignore" },
     [CK_NETWORK] = { "network", "NETWORK", NULL, "none",
@@ -503,6 +507,9 @@ int config_finish(struct config *c, char *err, size_t errlen)
         set_statsd(&ck) < 0 ||
         set_string(&ck, CK_NAMING, &c->naming, "default") < 0 ||
         set_string(&ck, CK_SCRIPT, &c->script, NULL) < 0 ||
+        set_number(&ck, CK_SCRIPT_INSTRUCTIONS, &c->script_instructions, "50000000", 100000,
+                   100000000000L, "instructions") < 0 ||
+        set_number(&ck, CK_SCRIPT_MEMORY, &c->script_memory_mb, "512", 16, 65536, "MiB") < 0 ||
         set_choice(&ck, CK_HEALTH, &hm, "require", health, "is not require or ignore") < 0 ||
         set_string(&ck, CK_NETWORK, &c->network, NULL) < 0 ||
         set_bool(&ck, CK_EXPLICIT, &c->explicit_only) < 0 ||

@@ -57,9 +57,20 @@ int script_backend_module(struct script *s) { return s->backend_ref; }
 
 /* ---- instruction budget ----------------------------------------------- */
 
+/* "50 million", or the number itself when it is not whole millions */
+static const char *count_text(long n, char *buf, size_t len)
+{
+    if (n % 1000000 == 0)
+        snprintf(buf, len, "%ld million", n / 1000000);
+    else
+        snprintf(buf, len, "%ld", n);
+    return buf;
+}
+
 static void budget_hook(lua_State *L, lua_Debug *ar)
 {
     struct script_budget *b = *(struct script_budget **)lua_getextraspace(L);
+    char text[40];
     (void)ar;
     if (b == NULL)
         return;
@@ -68,8 +79,8 @@ static void budget_hook(lua_State *L, lua_Debug *ar)
         b->exceeded = true;
         /* level 0: inside a hook that is the function running the loop */
         luaL_where(L, 0);
-        lua_pushfstring(L, "stopped after %d million instructions: a loop that never ends?",
-                        (int)((b->limit + 999999) / 1000000));
+        lua_pushfstring(L, "stopped after %s instructions (script_instructions): a loop that never ends?",
+                        count_text(b->limit, text, sizeof text));
         lua_concat(L, 2);
         lua_error(L);
     }
@@ -106,7 +117,7 @@ void script_describe_error(struct script *s, lua_State *from, int status, char *
 {
     const char *msg = lua_tostring(from, -1), *tb;
     if (status == LUA_ERRMEM) {
-        snprintf(buf, len, "stopped: the scripts' memory limit of %lu MiB was reached",
+        snprintf(buf, len, "stopped: the scripts' memory limit of %lu MiB (script_memory) was reached",
                  (unsigned long)(s->mem_limit >> 20));
         return;
     }
@@ -311,8 +322,12 @@ struct script *script_load(const struct script_options *opt, char *err, size_t e
         return NULL;
     }
     s->pipeline_ref = s->backend_ref = LUA_NOREF;
-    s->mem_limit = opt->memory_limit ? opt->memory_limit : SCRIPT_MEMORY_LIMIT;
-    s->instruction_budget = opt->instruction_budget ? opt->instruction_budget : SCRIPT_INSTRUCTION_BUDGET;
+    s->mem_limit = SCRIPT_MEMORY_LIMIT;
+    s->instruction_budget = SCRIPT_INSTRUCTION_BUDGET;
+    if (opt->config != NULL && opt->config->script_memory_mb > 0)
+        s->mem_limit = (size_t)opt->config->script_memory_mb << 20;
+    if (opt->config != NULL && opt->config->script_instructions > 0)
+        s->instruction_budget = opt->config->script_instructions;
     s->L = lua_newstate(capped_alloc, s);
     if (s->L == NULL) {
         free(s);

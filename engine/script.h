@@ -13,6 +13,7 @@ struct http;
 struct metrics;
 struct cJSON;
 
+/* Without a configuration; config keys script_instructions, script_memory */
 #define SCRIPT_INSTRUCTION_BUDGET 50000000L       /* per hook call */
 #define SCRIPT_MEMORY_LIMIT (512UL * 1024 * 1024) /* the whole state */
 
@@ -22,8 +23,6 @@ struct script_options {
     const struct config *config;
     struct http *http;          /* NULL: no HTTP (registrar check) */
     struct metrics *metrics;
-    long instruction_budget;    /* 0: SCRIPT_INSTRUCTION_BUDGET */
-    size_t memory_limit;        /* 0: SCRIPT_MEMORY_LIMIT */
 };
 
 /* Finds the default scripts' directory: $REGISTRAR_SCRIPTS, the source tree

@@ -49,10 +49,10 @@ class Scripting(DockerTest):
             f.write(text)
         os.rename(self.site + ".new", self.site)
 
-    def registrar(self):
+    def registrar(self, *args):
         return start_registrar(self, "run", "-B", "file://" + self.registry, "-D", self.docker.socket,
                                "-H", HOST, "-a", "10.0.0.1", "-i", "500", "--script", self.site,
-                               "--log-level", "debug")
+                               "--log-level", "debug", *args)
 
     def keys(self):
         try:
@@ -118,8 +118,12 @@ class Scripting(DockerTest):
         self.write_site(FAULTY)
         good = self.web("good")
         self.web("spin", "loop=yes")
-        reg = self.registrar()
-        reg.wait_log(r"naming failed: .*site\.lua:4: stopped after \d+ million instructions", timeout=30)
+        config = os.path.join(self.dir, "budget.yml")
+        with open(config, "w") as f:
+            f.write("script_instructions: 5000000\n")
+        reg = self.registrar("-c", config)
+        reg.wait_log(r"naming failed: .*site\.lua:4: stopped after 5 million instructions "
+                     r"\(script_instructions\)", timeout=30)
         h.wait_until(lambda: good in self.keys(), message="the good container")
         later = self.web("later")
         h.wait_until(lambda: later in self.keys(), message="the daemon still works")

@@ -60,6 +60,8 @@ static void test_defaults(void)
     CHECK(c.statsd_host == NULL);
     CHECK_STR(c.hostname, "h1");
     CHECK_STR(c.where[CK_HOSTNAME], "env HOST");
+    CHECK(c.script_instructions == 50000000);
+    CHECK(c.script_memory_mb == 512);
     config_free(&c);
 }
 
@@ -214,6 +216,11 @@ static void test_errors(void)
     expect_error(a16, base_env, "log_level: \"loud\"", "(flag --log-level)");
     char *a17[] = { "registrar", "run", "-e", "/nonexistent.env", NULL };
     expect_error(a17, base_env, "env file /nonexistent.env", NULL);
+    char *e3[] = { "HOST=h1", "IPADDRESS=10.0.0.1", "SCRIPT_INSTRUCTIONS=lots", NULL };
+    expect_error(a2, e3, "script_instructions: \"lots\" is not a whole number of instructions",
+                 "(env SCRIPT_INSTRUCTIONS)");
+    char *e4[] = { "HOST=h1", "IPADDRESS=10.0.0.1", "SCRIPT_MEMORY=8", NULL };
+    expect_error(a2, e4, "script_memory: \"8\" is out of range", "(env SCRIPT_MEMORY)");
 }
 
 /* A bad value that a higher source overrides is not an error. */

@@ -31,9 +31,10 @@ static const char *site_script =
 
 static struct script *load(struct config *c)
 {
-    char *env[] = { "HOST=h1", "IPADDRESS=10.0.0.1", NULL };
+    /* the budgets as a user sets them: config keys, here through env */
+    char *env[] = { "HOST=h1", "IPADDRESS=10.0.0.1", "SCRIPT_INSTRUCTIONS=2000000", "SCRIPT_MEMORY=64", NULL };
     char err[1024];
-    struct script_options so = { .config = c, .instruction_budget = 2000000, .memory_limit = 64UL << 20 };
+    struct script_options so = { .config = c };
     struct script *s;
     FILE *f = fdopen(mkstemp(site), "w");
 
@@ -89,7 +90,7 @@ static void test_naming_budgets(struct script *s)
     CHECK(services(s, "none", err, sizeof err) == 1);     /* the state still works */
 
     CHECK(services(s, "hog", err, sizeof err) < 0);
-    CHECK_HAS(err, "memory limit of 64 MiB was reached");
+    CHECK_HAS(err, "memory limit of 64 MiB (script_memory) was reached");
     CHECK(script_memory_used(s) < (32UL << 20));          /* and was given back */
     CHECK(services(s, "none", err, sizeof err) == 1);
 
