@@ -23,12 +23,25 @@ local function mode_of(scheme)
   return MODES[(scheme:gsub("%+https$", ""))]
 end
 
-function consul.open(text, config)
+local function parse(text, config)
   local parsed, err = uri.parse(text, 8500)
   if not parsed then error("consul backend: " .. err, 0) end
   local mode = mode_of(parsed.scheme)
   if not mode then error(("consul backend: unknown scheme %q"):format(parsed.scheme), 0) end
   if #parsed.hosts == 0 then error(("consul backend: %q names no HOST:PORT"):format(text), 0) end
+  if mode == "catalog" and config.service_ttl == "ttl" then
+    error("consul-catalog backend: the catalog runs no checks, so its entries cannot expire in ttl mode; "
+          .. "use service_ttl: prune, or consul:// (TTL checks) or consulkv:// (sessions)", 0)
+  end
+  return parsed, mode
+end
+
+function consul.check(text, config)
+  parse(text, config)
+end
+
+function consul.open(text, config)
+  local parsed, mode = parse(text, config)
   local tls = parsed.scheme:find("+https", 1, true) ~= nil
   local client = endpoints.new(uri.endpoints(parsed, tls), {
     tls = tls and { ca_file = config.ca_file, cert_file = config.cert_file, key_file = config.key_file } or nil,

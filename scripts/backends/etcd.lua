@@ -33,10 +33,19 @@ local function server_version(client)
   return doc.etcdserver
 end
 
-function etcd.open(text, config)
+local function parse(text)
   local parsed, err = uri.parse(text, 2379)
   if not parsed then error("etcd backend: " .. err, 0) end
   if #parsed.hosts == 0 then error(("etcd backend: %q names no HOST:PORT"):format(text), 0) end
+  return parsed
+end
+
+function etcd.check(text)
+  parse(text)
+end
+
+function etcd.open(text, config)
+  local parsed = parse(text)
   local tls = parsed.scheme:find("+https", 1, true) ~= nil
   local forced = parsed.scheme:match("^etcd(%d)")
   local user = parsed.user or config.username

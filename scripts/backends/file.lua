@@ -15,11 +15,20 @@ local file = {}
 local Backend = {}
 Backend.__index = Backend
 
-function file.open(uri, config)
+local function path_of(uri)
   local path = uri:match("^file://(/.*)$")
   if not path or path:find("%c") then
     error(("file backend: %q is not file:///ABSOLUTE/PATH"):format(uri), 0)
   end
+  return path
+end
+
+function file.check(uri)
+  path_of(uri)
+end
+
+function file.open(uri, config)
+  local path = path_of(uri)
   return setmetatable({ path = path, host = config.hostname, services = nil }, Backend)
 end
 

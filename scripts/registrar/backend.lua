@@ -15,9 +15,16 @@ function backend.scheme(uri)
   return uri:match("^(%a[%w+.-]*)://")
 end
 
-local function check(module, origin)
+-- A backend may have check(uri, config): it raises an error for a URI or a
+-- setting it can never serve, so start-up (or a reload) fails at once
+-- rather than open() failing at every retry.
+local function check(module, origin, uri, where)
   if type(module) ~= "table" or type(module.open) ~= "function" then
     error(("%s: a backend must be a table with open(uri, config)"):format(origin), 0)
+  end
+  if type(module.check) == "function" then
+    local ok, why = pcall(module.check, uri, registrar.config)
+    if not ok then error(("%s (%s)"):format(tostring(why), where), 0) end
   end
   return module
 end
@@ -28,7 +35,7 @@ function backend.load(uri, where)
     error(("backend: %q is not a URI like etcd://HOST:PORT (%s)"):format(uri, where), 0)
   end
   local own = registrar.backends[scheme]
-  if own then return check(own, "registrar.backends." .. scheme) end
+  if own then return check(own, "registrar.backends." .. scheme, uri, where) end
   local base = scheme:gsub("%+https$", "")
   local name = aliases[base] or base
   local path, tried = package.searchpath("backends." .. name, package.path)
@@ -38,7 +45,7 @@ function backend.load(uri, where)
     error(("backend: unknown scheme %q in %s (%s): no registrar.backends[%q] in a site script, no %s")
           :format(scheme, uri, where, scheme, table.concat(files, ", no ")), 0)
   end
-  return check(dofile(path), path)
+  return check(dofile(path), path, uri, where)
 end
 
 return backend

@@ -83,6 +83,18 @@ class StartupErrors(unittest.TestCase):
         self.assertFails(registrar("run", "-B", "foo://x:1"), 'unknown scheme "foo"', "flag -B",
                          "backends/foo.lua")
 
+    def test_a_backend_uri_its_script_cannot_serve(self):
+        # known schemes whose URI can never work: start-up fails, not every retry
+        self.assertFails(registrar("run", "-B", "consul://"), '"consul://" names no HOST:PORT', "flag -B")
+        self.assertFails(registrar("run", "-B", "etcd://10.0.0.1:abc"), '"10.0.0.1:abc" is not HOST:PORT', "flag -B")
+        self.assertFails(registrar("run", env={"BACKEND": "file://relative/path"}),
+                         "is not file:///ABSOLUTE/PATH", "env BACKEND")
+        self.assertFails(registrar("run", "-m", "ttl", "-B", "consul-catalog://127.0.0.1:8500"),
+                         "cannot expire in ttl mode", "flag -B")
+        # and check refuses the same way
+        self.assertFails(registrar("check", "-B", "consul://", "--containers", "/dev/null"),
+                         '"consul://" names no HOST:PORT')
+
     def test_missing_config_file(self):
         self.assertFails(registrar("-c", "/nonexistent/registrar.yml", "run"),
                          "config file /nonexistent/registrar.yml")

@@ -1,7 +1,8 @@
 -- consul-catalog://: services written straight into the catalog, under a
 -- node named after this host (PUT /v1/catalog/register), in the
 -- datacenter the container names with CONSUL_DC (else the agent's).  The
--- catalog runs no checks, so ttl mode cannot make entries expire here.
+-- catalog runs no checks, so entries cannot expire here: consul.check
+-- refuses ttl mode.
 
 local registrar = require "registrar"
 local service = require "backends.consul.service"
