@@ -7,6 +7,7 @@
 #include "config.h"
 
 #include <cjson/cJSON.h>
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
@@ -463,6 +464,40 @@ static int check_hostname(struct check *ck)
     return 0;
 }
 
+/* A DNS name: dot-separated labels of letters, digits and '-', not all
+ * digits and dots (that is a mistyped IPv4 address). */
+static bool is_dns_name(const char *v)
+{
+    size_t label = 0, n = strlen(v);
+    bool letter = false;
+    if (n == 0 || n > 253)
+        return false;
+    for (const char *p = v; *p; p++) {
+        if (*p == '.') {
+            if (label == 0 || p[-1] == '-')
+                return false;
+            label = 0;
+            continue;
+        }
+        if (!isalnum((unsigned char)*p) && *p != '-')
+            return false;
+        if ((label == 0 && *p == '-') || ++label > 63)
+            return false;
+        letter = letter || isalpha((unsigned char)*p) || *p == '-';
+    }
+    return label > 0 && v[n - 1] != '-' && letter;
+}
+
+/* Services are advertised at it: an IP address, or a name resolvers know. */
+static int check_ipaddress(struct check *ck)
+{
+    const char *v = ck->c->ipaddress;
+    unsigned char addr[sizeof(struct in6_addr)];
+    if (inet_pton(AF_INET, v, addr) == 1 || inet_pton(AF_INET6, v, addr) == 1 || is_dns_name(v))
+        return 0;
+    return fail(ck, CK_IPADDRESS, v, "is not an IPv4 or IPv6 address, nor a DNS name");
+}
+
 static int fill_host_defaults(struct check *ck)
 {
     struct config *c = ck->c;
@@ -523,7 +558,8 @@ int config_finish(struct config *c, char *err, size_t errlen)
         set_string(&ck, CK_KEY_FILE, &c->key_file, NULL) < 0 ||
         set_site(&ck) < 0 ||
         fill_host_defaults(&ck) < 0 ||
-        check_hostname(&ck) < 0)
+        check_hostname(&ck) < 0 ||
+        check_ipaddress(&ck) < 0)
         return -1;
     c->log_level = (enum log_level)level;
     c->mode = (enum service_mode)mode;

@@ -117,6 +117,20 @@ static void test_old_tool_flags(void)
     config_free(&c);
 }
 
+/* Services may be advertised at an IPv4 or IPv6 address or a DNS name. */
+static void test_ipaddress_forms(void)
+{
+    static const char *const good[] = { "10.0.1.100", "fd00::5", "::1", "node-7.dc1.example.com", "db", NULL };
+    for (int i = 0; good[i]; i++) {
+        struct config c;
+        char err[512];
+        char *argv[] = { "registrar", "run", "-a", (char *)good[i], NULL };
+        CHECK(build(&c, argv, base_env, err, sizeof err) == 0);
+        CHECK_STR(c.ipaddress, good[i]);
+        config_free(&c);
+    }
+}
+
 static void test_env_names(void)
 {
     struct config c;
@@ -219,6 +233,11 @@ static void test_errors(void)
     char *e3[] = { "HOST=h1", "IPADDRESS=10.0.0.1", "SCRIPT_INSTRUCTIONS=lots", NULL };
     expect_error(a2, e3, "script_instructions: \"lots\" is not a whole number of instructions",
                  "(env SCRIPT_INSTRUCTIONS)");
+    char *e5[] = { "HOST=h1", "IPADDRESS=10.0.0.256", NULL };
+    expect_error(a2, e5, "ipaddress: \"10.0.0.256\" is not an IPv4 or IPv6 address, nor a DNS name",
+                 "(env IPADDRESS)");
+    char *a18[] = { "registrar", "run", "-a", "a b", NULL };
+    expect_error(a18, base_env, "ipaddress: \"a b\" is not", "(flag -a)");
     char *e4[] = { "HOST=h1", "IPADDRESS=10.0.0.1", "SCRIPT_MEMORY=8", NULL };
     expect_error(a2, e4, "script_memory: \"8\" is out of range", "(env SCRIPT_MEMORY)");
 }
@@ -243,6 +262,7 @@ int main(void)
     test_host_defaults_are_found();
     test_precedence();
     test_old_tool_flags();
+    test_ipaddress_forms();
     test_env_names();
     test_yaml_lists_and_maps();
     test_errors();
