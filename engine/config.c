@@ -6,8 +6,8 @@
  * the origin of the value that would have been used. */
 #include "config.h"
 
-#include <cjson/cJSON.h>
 #include <arpa/inet.h>
+#include <cjson/cJSON.h>
 #include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
