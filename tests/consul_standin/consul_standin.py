@@ -2528,6 +2528,32 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._open = set()
+        self._open_lock = threading.Lock()
+
+    # Kept-alive connections outlive shutdown(); a stopped agent must not
+    # go on answering on them, so they are tracked and cut in close_all().
+    def process_request(self, request, client_address):
+        with self._open_lock:
+            self._open.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request):
+        with self._open_lock:
+            self._open.discard(request)
+        super().shutdown_request(request)
+
+    def close_all(self):
+        with self._open_lock:
+            conns = list(self._open)
+        for conn in conns:
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
     def handle_error(self, request, client_address):
         # a client that refuses our certificate (or none) is a test's
         # point, not a stand-in fault worth a traceback
@@ -2583,6 +2609,7 @@ class StandIn(object):
             self.store.notify()
         self._server.shutdown()
         self._server.server_close()
+        self._server.close_all()
         if self._log_file:
             with self._log_lock:
                 self._log_file.close()

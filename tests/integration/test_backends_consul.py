@@ -131,6 +131,22 @@ class AgentMode(ConsulBase):
         h.wait_until(lambda: self.consul.agent_checks().get(check, {}).get("Status") != "passing",
                      timeout=10, message="critical after kill -9")
 
+    def test_an_agent_that_comes_back_empty_is_filled_again(self):
+        cid, _ = self.run_container("back", "-e", "SERVICE_NAME=back")
+        reg = self.registrar("consul", "--naming", "registrator")
+        sid = "%s:back:80" % HOST
+        h.wait_until(lambda: sid in self.mine(), message="registered")
+        port = self.consul.port
+        self.consul.stop()
+        reg.wait_log(r"registry \S+: \w+ failed: ")
+        _, _ = self.run_container("later", "-e", "SERVICE_NAME=later")
+        # a new agent on the same address, with none of the old one's services
+        self.consul = start_standin(port=port, acl_token=TOKEN)
+        self.addCleanup(self.consul.stop)
+        h.wait_until(lambda: set(self.mine()) == {sid, "%s:later:80" % HOST}, timeout=15,
+                     message="both written to the new agent")
+        self.assertTrue(reg.alive())
+
     def consul_put(self, path, body):
         import urllib.request
         req = urllib.request.Request(self.consul.url + path, data=body, method="PUT",
