@@ -893,9 +893,42 @@ def unix_http(socket_path, method, path, body=None, headers=None, timeout=30):
 
 
 class _EngineApi:
-    """Docker Engine API helpers; needs ``self.socket``."""
+    """What Dockerd and Podman share: Engine API helpers over
+    ``self.socket``, and the life-cycle glue around their own ``start``,
+    ``stop``, ``cleanup`` and ``log_path``."""
 
     socket = None
+
+    @property
+    def host_uri(self):
+        return "unix://" + self.socket
+
+    def log_tail(self, lines=40):
+        return _tail(self.log_path, lines)
+
+    def restart(self):
+        """Stop and start again (same socket, storage and network)."""
+        self.stop()
+        return self.start()
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.cleanup()
+
+    @staticmethod
+    def _run_args(args, stop_timeout, extra=()):
+        """``run -d`` arguments: ``--pull=never`` (never reach for a
+        registry), ``extra``, and unless the caller passes its own a short
+        ``--stop-timeout`` (busybox ``sleep`` as PID 1 ignores SIGTERM, so
+        every stop would otherwise wait the engine's 10 s default; ``None``
+        keeps that default), then ``args``."""
+        args = [str(a) for a in args]
+        flags = ["--pull=never", *extra]
+        if stop_timeout is not None and not any(a.startswith("--stop-timeout") for a in args):
+            flags.append("--stop-timeout=%d" % stop_timeout)
+        return ["run", "-d", *flags, *args]
 
     def api(self, method, path, body=None, timeout=30):
         """Raw request on the daemon's socket -> (status, JSON or text)."""
@@ -918,7 +951,8 @@ class _EngineApi:
     def port(self, cid, port):
         """Published bindings of ``port`` ("6379/tcp"; "/tcp" is the default)
         as a list of (host_ip, host_port int), from inspect.  Docker 20.10
-        lists ``-P`` ports twice, for "0.0.0.0" and "::"."""
+        lists ``-P`` ports twice, for "0.0.0.0" and "::", not always with
+        the same host port."""
         if "/" not in str(port):
             port = "%s/tcp" % port
         ports = (self.inspect(cid).get("NetworkSettings") or {}).get("Ports") or {}
@@ -1045,10 +1079,6 @@ class Dockerd(_EngineApi):
         return os.path.join(self.workdir, "docker.sock") if self.workdir else None
 
     @property
-    def host_uri(self):
-        return "unix://" + self.socket
-
-    @property
     def data_root(self):
         return os.path.join(self.workdir, "data")
 
@@ -1063,9 +1093,6 @@ class Dockerd(_EngineApi):
     @property
     def pid(self):
         return self._proc.pid if self._proc else None
-
-    def log_tail(self, lines=40):
-        return _tail(self.log_path, lines)
 
     # lifecycle ---------------------------------------------------------
     def start(self):
@@ -1160,8 +1187,7 @@ class Dockerd(_EngineApi):
     def restart(self):
         """Stop and start again with the same data root, socket and bridge.
         Running containers without a restart policy end up stopped."""
-        self.stop()
-        return self.start()
+        return super().restart()
 
     def cleanup(self):
         """Remove all containers, stop the daemon, delete the bridge, unmount
@@ -1197,12 +1223,6 @@ class Dockerd(_EngineApi):
         if problems:
             raise RuntimeError("Dockerd cleanup incomplete: " + "; ".join(problems))
 
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.cleanup()
-
     # client side -------------------------------------------------------
     def docker(self, *args, check=True, input=None, timeout=60):
         """Run the docker CLI against this daemon; return stripped stdout."""
@@ -1220,19 +1240,8 @@ class Dockerd(_EngineApi):
         return name
 
     def run(self, *args, stop_timeout=1):
-        """``docker run -d ARGS`` -> container id.
-
-        Adds ``--pull=never`` (never reach for a registry) and, unless the
-        caller passes its own, ``--stop-timeout`` (default 1 s instead of
-        Docker's 10 s: busybox ``sleep`` as PID 1 ignores SIGTERM, so every
-        stop/restart would otherwise wait the full timeout).  Use
-        ``stop_timeout=None`` to keep Docker's default.
-        """
-        args = [str(a) for a in args]
-        extra = ["--pull=never"]
-        if stop_timeout is not None and not any(a.startswith("--stop-timeout") for a in args):
-            extra.append("--stop-timeout=%d" % stop_timeout)
-        out = self.docker("run", "-d", *extra, *args)
+        """``docker run -d ARGS`` -> container id (flags: _run_args)."""
+        out = self.docker(*self._run_args(args, stop_timeout))
         return out.splitlines()[-1].strip()
 
 
@@ -1287,15 +1296,8 @@ class Podman(_EngineApi):
         return os.path.join(self.workdir, "podman.sock") if self.workdir else None
 
     @property
-    def host_uri(self):
-        return "unix://" + self.socket
-
-    @property
     def log_path(self):
         return os.path.join(self.workdir, "podman.log")
-
-    def log_tail(self, lines=40):
-        return _tail(self.log_path, lines)
 
     def _global_flags(self):
         w = self.workdir
@@ -1402,15 +1404,10 @@ class Podman(_EngineApi):
         return name
 
     def run(self, *args, stop_timeout=1):
-        """``podman run -d`` with the ulimits this sandbox needs,
-        ``--pull=never`` and (as in Dockerd.run) a short stop timeout."""
-        args = [str(a) for a in args]
-        extra = ["--pull=never"]
-        for u in self.ULIMITS:
-            extra += ["--ulimit", u]
-        if stop_timeout is not None and not any(a.startswith("--stop-timeout") for a in args):
-            extra.append("--stop-timeout=%d" % stop_timeout)
-        cid = self.podman("run", "-d", *extra, *args).splitlines()[-1].strip()
+        """``podman run -d`` with the ulimits this sandbox needs (other
+        flags: _run_args)."""
+        ulimits = [flag for u in self.ULIMITS for flag in ("--ulimit", u)]
+        cid = self.podman(*self._run_args(args, stop_timeout, ulimits)).splitlines()[-1].strip()
         try:  # remember the container's netns mount, for cleanup's safety net
             key = (self.inspect(cid).get("NetworkSettings") or {}).get("SandboxKey")
             if key:
@@ -1434,11 +1431,6 @@ class Podman(_EngineApi):
         """Stop the service; containers (under conmon) keep running."""
         if self._proc is not None:
             self._proc.stop(timeout=10)
-
-    def restart(self):
-        """Stop and start the service (same socket, storage and netns)."""
-        self.stop()
-        return self.start()
 
     def cleanup(self):
         if self._cleaned:
@@ -1479,12 +1471,6 @@ class Podman(_EngineApi):
                 problems.append("could not remove %s" % self.workdir)
         if problems:
             raise RuntimeError("Podman cleanup incomplete: " + "; ".join(problems))
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.cleanup()
 
 
 # ---------------------------------------------------------------------------
