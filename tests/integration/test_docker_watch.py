@@ -199,6 +199,21 @@ class FileRegistry:
         bindings = self.engine.port(cid, port)
         return next((p for ip, p in bindings if ip != "::"), bindings[0][1])
 
+    def assert_resync_cost(self, publish, count):
+        """``count`` containers publishing port 80 with ``publish`` args,
+        then registrar: its first resync lists and inspects each, the next
+        three are the listing alone."""
+        cs = [self.engine.run(*publish, "-e", "NAME=r%d" % n, h.BUSYBOX_IMAGE, "sleep", "3600")
+              for n in range(count)]
+        reg = self.registrar()
+        self.wait_keys({self.key_of(c, "r%d" % n, 80) for n, c in enumerate(cs)}, "registered")
+        reg.wait_log(r"(?s)(resync: .*){4}", timeout=15)
+        resyncs = re.findall(r"resync: (\d+) containers running, (\d+) Docker requests(.*)", reg.log())
+        self.assertEqual(resyncs[0], (str(count), str(count + 1), ""),
+                         "the first resync: 1 listing + %d inspections" % count)
+        for later in resyncs[1:4]:
+            self.assertEqual(later, (str(count), "1", ""), "a quiet resync: the listing alone")
+
     def key_of(self, cid, name, port, environment=None):
         """The default key of a container's (single-binding) port."""
         return default_key(name, port, self.host_port(cid, port), self.hostname(cid), environment)
@@ -320,15 +335,7 @@ class ResyncCost(FileRegistry, unittest.TestCase):
         cls.engine = shared_dockerd()
 
     def test_the_first_resync_inspects_each_container_and_quiet_ones_make_one_request(self):
-        cs = [self.engine.run("-e", "NAME=r%d" % n, "-P", "--expose", "80", h.BUSYBOX_IMAGE,
-                              "sleep", "3600") for n in range(3)]
-        reg = self.registrar()
-        self.wait_keys({self.key_of(c, "r%d" % n, 80) for n, c in enumerate(cs)}, "registered")
-        reg.wait_log(r"(?s)(resync: .*){4}", timeout=15)
-        resyncs = re.findall(r"resync: (\d+) containers running, (\d+) Docker requests(.*)", reg.log())
-        self.assertEqual(resyncs[0], ("3", "4", ""), "the first resync: 1 listing + 3 inspections")
-        for later in resyncs[1:4]:
-            self.assertEqual(later, ("3", "1", ""), "a quiet resync: the listing alone")
+        self.assert_resync_cost(("-P", "--expose", "80"), 3)
 
     def test_after_a_change_resyncs_are_quiet_again(self):
         a = self.engine.run("-e", "NAME=a", "-P", "--expose", "80", h.BUSYBOX_IMAGE, "sleep", "3600")
@@ -749,15 +756,7 @@ class PodmanService(FileRegistry, unittest.TestCase):
         self.wait_keys(set(), "the stopped container's key gone")
 
     def test_resync_cost_on_podman(self):
-        cs = [self.engine.run("-p", "127.0.0.1::80", "-e", "NAME=p%d" % n, h.BUSYBOX_IMAGE,
-                              "sleep", "3600") for n in range(2)]
-        reg = self.registrar()
-        self.wait_keys({self.key_of(c, "p%d" % n, 80) for n, c in enumerate(cs)}, "registered")
-        reg.wait_log(r"(?s)(resync: .*){4}", timeout=15)
-        resyncs = re.findall(r"resync: (\d+) containers running, (\d+) Docker requests(.*)", reg.log())
-        self.assertEqual(resyncs[0], ("2", "3", ""), "the first resync: 1 listing + 2 inspections")
-        for later in resyncs[1:4]:
-            self.assertEqual(later, ("2", "1", ""), "a quiet resync: the listing alone")
+        self.assert_resync_cost(("-p", "127.0.0.1::80"), 2)
 
 
 # ---------------------------------------------------------------------------
