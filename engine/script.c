@@ -322,12 +322,8 @@ struct script *script_load(const struct script_options *opt, char *err, size_t e
         return NULL;
     }
     s->pipeline_ref = s->backend_ref = LUA_NOREF;
-    s->mem_limit = SCRIPT_MEMORY_LIMIT;
-    s->instruction_budget = SCRIPT_INSTRUCTION_BUDGET;
-    if (opt->config != NULL && opt->config->script_memory_mb > 0)
-        s->mem_limit = (size_t)opt->config->script_memory_mb << 20;
-    if (opt->config != NULL && opt->config->script_instructions > 0)
-        s->instruction_budget = opt->config->script_instructions;
+    s->mem_limit = (size_t)c->script_memory_mb << 20;
+    s->instruction_budget = c->script_instructions;
     s->L = lua_newstate(capped_alloc, s);
     if (s->L == NULL) {
         free(s);

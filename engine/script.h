@@ -13,10 +13,6 @@ struct http;
 struct metrics;
 struct cJSON;
 
-/* Without a configuration; config keys script_instructions, script_memory */
-#define SCRIPT_INSTRUCTION_BUDGET 50000000L       /* per hook call */
-#define SCRIPT_MEMORY_LIMIT (512UL * 1024 * 1024) /* the whole state */
-
 struct script;
 
 struct script_options {
