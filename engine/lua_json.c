@@ -10,13 +10,21 @@
 #include <cjson/cJSON.h>
 #include <lauxlib.h>
 #include <math.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "json.h"
+#include "text.h"
+
 static char array_tag, object_tag, null_tag;
 
-#define MAX_DEPTH 64
+/* Both ways, so whatever decodes encodes again.  Each level holds a few
+ * Lua stack slots and one C frame: checked, since Lua's own guarantee is
+ * only LUA_MINSTACK (20) slots for a whole C call. */
+#define MAX_DEPTH 100
+#define SLOTS_PER_LEVEL 8
 
 /* ---- a growable byte buffer that a Lua error cannot leak -------------- */
 
@@ -66,31 +74,6 @@ static void strbuf_add(lua_State *L, struct strbuf *b, const char *s, size_t n)
 
 /* ---- encoding ---------------------------------------------------------- */
 
-/* Length of the valid UTF-8 sequence at s, or 0 if it is not one. */
-static size_t utf8_len(const unsigned char *s, size_t n)
-{
-    unsigned c = s[0];
-    size_t len;
-    unsigned cp;
-    if (c < 0x80)
-        return 1;
-    if ((c & 0xe0) == 0xc0) { len = 2; cp = c & 0x1f; }
-    else if ((c & 0xf0) == 0xe0) { len = 3; cp = c & 0x0f; }
-    else if ((c & 0xf8) == 0xf0) { len = 4; cp = c & 0x07; }
-    else return 0;
-    if (len > n)
-        return 0;
-    for (size_t i = 1; i < len; i++) {
-        if ((s[i] & 0xc0) != 0x80)
-            return 0;
-        cp = (cp << 6) | (s[i] & 0x3f);
-    }
-    if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
-        cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-        return 0;
-    return len;
-}
-
 /* Strings are written as valid UTF-8 JSON: control bytes escaped, and a
  * byte that is not UTF-8 becomes U+FFFD, as Docker's own encoder does. */
 static void encode_string(lua_State *L, struct strbuf *b, const char *s, size_t n)
@@ -114,7 +97,7 @@ static void encode_string(lua_State *L, struct strbuf *b, const char *s, size_t 
             i++;
             continue;
         }
-        len = utf8_len((const unsigned char *)s + i, n - i);
+        len = text_utf8_len((const unsigned char *)s + i, n - i);
         if (len == 0) {
             strbuf_lit(L, b, "\\ufffd");
             i++;
@@ -126,7 +109,15 @@ static void encode_string(lua_State *L, struct strbuf *b, const char *s, size_t 
     strbuf_lit(L, b, "\"");
 }
 
-static void encode_value(lua_State *L, struct strbuf *b, int idx, int depth);
+/* One encode call: the output, and the set of tables being written (at
+ * stack index `seen`), so a table met inside itself is a cycle. */
+struct encoder {
+    lua_State *L;
+    struct strbuf *b;
+    int seen;
+};
+
+static void encode_value(struct encoder *e, int idx, int depth);
 
 static int tag_of(lua_State *L, int idx)
 {
@@ -163,17 +154,18 @@ static int is_list(lua_State *L, int idx, lua_Integer *n)
     return count > 0 && count == max;
 }
 
-static void encode_array(lua_State *L, struct strbuf *b, int idx, lua_Integer n, int depth)
+static void encode_array(struct encoder *e, int idx, lua_Integer n, int depth)
 {
-    strbuf_lit(L, b, "[");
+    lua_State *L = e->L;
+    strbuf_lit(L, e->b, "[");
     for (lua_Integer i = 1; i <= n; i++) {
         if (i > 1)
-            strbuf_lit(L, b, ",");
+            strbuf_lit(L, e->b, ",");
         lua_rawgeti(L, idx, i);
-        encode_value(L, b, lua_gettop(L), depth + 1);
+        encode_value(e, lua_gettop(L), depth + 1);
         lua_pop(L, 1);
     }
-    strbuf_lit(L, b, "]");
+    strbuf_lit(L, e->b, "]");
 }
 
 static int compare_keys(const void *a, const void *b)
@@ -181,8 +173,9 @@ static int compare_keys(const void *a, const void *b)
     return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
-static void encode_object(lua_State *L, struct strbuf *b, int idx, int depth)
+static void encode_object(struct encoder *e, int idx, int depth)
 {
+    lua_State *L = e->L;
     size_t n = 0, cap = 16;
     const char **keys;
     /* the key array lives in a userdata so an error cannot leak it */
@@ -210,33 +203,45 @@ static void encode_object(lua_State *L, struct strbuf *b, int idx, int depth)
         keys[n++] = lua_tostring(L, -1);    /* anchored by the table */
     }
     qsort(keys, n, sizeof *keys, compare_keys);
-    strbuf_lit(L, b, "{");
+    strbuf_lit(L, e->b, "{");
     for (size_t i = 0; i < n; i++) {
         if (i > 0)
-            strbuf_lit(L, b, ",");
-        encode_string(L, b, keys[i], strlen(keys[i]));
-        strbuf_lit(L, b, ":");
+            strbuf_lit(L, e->b, ",");
+        encode_string(L, e->b, keys[i], strlen(keys[i]));
+        strbuf_lit(L, e->b, ":");
         lua_getfield(L, idx, keys[i]);
-        encode_value(L, b, lua_gettop(L), depth + 1);
+        encode_value(e, lua_gettop(L), depth + 1);
         lua_pop(L, 1);
     }
-    strbuf_lit(L, b, "}");
+    strbuf_lit(L, e->b, "}");
     lua_settop(L, holder_idx - 1);
 }
 
-static void encode_table(lua_State *L, struct strbuf *b, int idx, int depth)
+/* Lua promises a C function only LUA_MINSTACK slots: each level asks for
+ * its own, or a deep document writes past the stack. */
+static void encode_table(struct encoder *e, int idx, int depth)
 {
-    int tag = tag_of(L, idx);
+    lua_State *L = e->L;
     lua_Integer n = 0;
-    if (depth > MAX_DEPTH)
-        luaL_error(L, "json.encode: tables nested deeper than %d (a cycle?)", MAX_DEPTH);
-    if (tag == 'a') {
-        encode_array(L, b, idx, (lua_Integer)lua_rawlen(L, idx), depth);
-    } else if (tag != 'o' && is_list(L, idx, &n)) {
-        encode_array(L, b, idx, n, depth);
-    } else {
-        encode_object(L, b, idx, depth);
-    }
+    int tag;
+
+    if (depth >= MAX_DEPTH)
+        luaL_error(L, "json.encode: tables nested deeper than %d", MAX_DEPTH);
+    luaL_checkstack(L, SLOTS_PER_LEVEL, "json.encode: nested too deeply");
+    if (lua_rawgetp(L, e->seen, lua_topointer(L, idx)) != LUA_TNIL)
+        luaL_error(L, "json.encode: a table contains itself (a cycle)");
+    lua_pop(L, 1);
+    lua_pushboolean(L, 1);
+    lua_rawsetp(L, e->seen, lua_topointer(L, idx));
+    tag = tag_of(L, idx);
+    if (tag == 'a')
+        encode_array(e, idx, (lua_Integer)lua_rawlen(L, idx), depth);
+    else if (tag != 'o' && is_list(L, idx, &n))
+        encode_array(e, idx, n, depth);
+    else
+        encode_object(e, idx, depth);
+    lua_pushnil(L);             /* the same table may appear again beside itself */
+    lua_rawsetp(L, e->seen, lua_topointer(L, idx));
 }
 
 static void encode_number(lua_State *L, struct strbuf *b, int idx)
@@ -257,33 +262,34 @@ static void encode_number(lua_State *L, struct strbuf *b, int idx)
     strbuf_add(L, b, num, (size_t)len);
 }
 
-static void encode_value(lua_State *L, struct strbuf *b, int idx, int depth)
+static void encode_value(struct encoder *e, int idx, int depth)
 {
+    lua_State *L = e->L;
     size_t n;
     const char *s;
     switch (lua_type(L, idx)) {
     case LUA_TNIL:
-        strbuf_lit(L, b, "null");
+        strbuf_lit(L, e->b, "null");
         break;
     case LUA_TBOOLEAN:
         if (lua_toboolean(L, idx))
-            strbuf_lit(L, b, "true");
+            strbuf_lit(L, e->b, "true");
         else
-            strbuf_lit(L, b, "false");
+            strbuf_lit(L, e->b, "false");
         break;
     case LUA_TNUMBER:
-        encode_number(L, b, idx);
+        encode_number(L, e->b, idx);
         break;
     case LUA_TSTRING:
         s = lua_tolstring(L, idx, &n);
-        encode_string(L, b, s, n);
+        encode_string(L, e->b, s, n);
         break;
     case LUA_TTABLE:
-        encode_table(L, b, idx, depth);
+        encode_table(e, idx, depth);
         break;
     case LUA_TLIGHTUSERDATA:
         if (lua_touserdata(L, idx) == &null_tag) {
-            strbuf_lit(L, b, "null");
+            strbuf_lit(L, e->b, "null");
             break;
         }
         /* fall through */
@@ -294,12 +300,16 @@ static void encode_value(lua_State *L, struct strbuf *b, int idx, int depth)
 
 void lua_json_encode(lua_State *L, int idx)
 {
-    struct strbuf *b;
+    struct encoder e = { L, NULL, 0 };
     idx = lua_absindex(L, idx);
-    b = strbuf_push(L);
-    encode_value(L, b, idx, 0);
-    lua_pushlstring(L, b->data ? b->data : "", b->len);
-    lua_remove(L, -2);
+    luaL_checkstack(L, SLOTS_PER_LEVEL, "json.encode");
+    e.b = strbuf_push(L);
+    lua_newtable(L);
+    e.seen = lua_gettop(L);
+    encode_value(&e, idx, 0);
+    lua_pushlstring(L, e.b->data ? e.b->data : "", e.b->len);
+    lua_replace(L, -3);
+    lua_pop(L, 1);
 }
 
 static int json_encode(lua_State *L)
@@ -317,12 +327,14 @@ static void set_tag(lua_State *L, void *tag)
     lua_setmetatable(L, -2);
 }
 
-void lua_json_push(lua_State *L, const cJSON *v)
+static void push_value(lua_State *L, const cJSON *v, int depth)
 {
     const cJSON *item;
     lua_Integer i = 1;
 
-    luaL_checkstack(L, 4, "json nested too deeply");
+    if (depth >= MAX_DEPTH)
+        luaL_error(L, "json: nested deeper than %d", MAX_DEPTH);
+    luaL_checkstack(L, SLOTS_PER_LEVEL, "json: nested too deeply");
     if (cJSON_IsString(v)) {
         lua_pushstring(L, v->valuestring);
     } else if (cJSON_IsNumber(v)) {
@@ -336,14 +348,14 @@ void lua_json_push(lua_State *L, const cJSON *v)
     } else if (cJSON_IsArray(v)) {
         lua_createtable(L, cJSON_GetArraySize(v), 0);
         cJSON_ArrayForEach(item, v) {
-            lua_json_push(L, item);
+            push_value(L, item, depth + 1);
             lua_rawseti(L, -2, i++);
         }
         set_tag(L, &array_tag);
     } else if (cJSON_IsObject(v)) {
         lua_createtable(L, 0, 4);
         cJSON_ArrayForEach(item, v) {
-            lua_json_push(L, item);
+            push_value(L, item, depth + 1);
             lua_setfield(L, -2, item->string);
         }
         set_tag(L, &object_tag);
@@ -352,30 +364,65 @@ void lua_json_push(lua_State *L, const cJSON *v)
     }
 }
 
+void lua_json_push(lua_State *L, const cJSON *v)
+{
+    push_value(L, v, 0);
+}
+
+/* A parsed tree owned by a userdata, so a Lua error while it is pushed
+ * (too deep, out of memory) cannot leak it. */
+static int tree_gc(lua_State *L)
+{
+    cJSON **tree = lua_touserdata(L, 1);
+    cJSON_Delete(*tree);
+    *tree = NULL;
+    return 0;
+}
+
+static cJSON **tree_box(lua_State *L)
+{
+    cJSON **tree = lua_newuserdatauv(L, sizeof *tree, 0);
+    *tree = NULL;
+    if (luaL_newmetatable(L, "registrar.json_tree")) {
+        lua_pushcfunction(L, tree_gc);
+        lua_setfield(L, -2, "__gc");
+    }
+    lua_setmetatable(L, -2);
+    return tree;
+}
+
+static bool deeper_than(const cJSON *v, int limit)
+{
+    const cJSON *item;
+    if (limit < 0)
+        return true;
+    if (!cJSON_IsArray(v) && !cJSON_IsObject(v))
+        return false;
+    cJSON_ArrayForEach(item, v)
+        if (deeper_than(item, limit - 1))
+            return true;
+    return false;
+}
+
 /* Expected failures (a registry answering garbage) return nil, message. */
 static int json_decode(lua_State *L)
 {
     size_t n;
     const char *s = luaL_checklstring(L, 1, &n), *end = NULL;
-    cJSON *v = cJSON_ParseWithLengthOpts(s, n, &end, 0);
+    cJSON **tree = tree_box(L);
 
-    if (v != NULL) {
-        while (end < s + n && (*end == ' ' || *end == '\n' || *end == '\r' || *end == '\t'))
-            end++;
-        if (end != s + n) {
-            cJSON_Delete(v);
-            v = NULL;
-        }
-    } else {
-        end = cJSON_GetErrorPtr();
-    }
-    if (v == NULL) {
+    *tree = json_parse(s, n, &end);
+    if (*tree == NULL) {
         luaL_pushfail(L);
-        lua_pushfstring(L, "invalid JSON at byte %d of %d", (int)(end && end >= s ? end - s : 0) + 1, (int)n);
+        lua_pushfstring(L, "invalid JSON at byte %d of %d", (int)(end - s) + 1, (int)n);
         return 2;
     }
-    lua_json_push(L, v);
-    cJSON_Delete(v);
+    if (deeper_than(*tree, MAX_DEPTH - 1)) {
+        luaL_pushfail(L);
+        lua_pushfstring(L, "JSON nested deeper than %d", MAX_DEPTH);
+        return 2;
+    }
+    lua_json_push(L, *tree);
     return 1;
 }
 

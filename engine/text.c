@@ -1,7 +1,9 @@
+/* text.c: small string helpers shared by the config readers and the log. */
 #include "text.h"
 
 #include <ctype.h>
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -36,4 +38,63 @@ int text_to_long(const char *s, long *out)
         return -1;
     *out = n;
     return 0;
+}
+
+const char *text_redact_uri(const char *uri, char *buf, size_t len)
+{
+    const char *start = strstr(uri, "://"), *at, *end, *colon;
+    if (start == NULL) {
+        snprintf(buf, len, "%s", uri);
+        return buf;
+    }
+    start += 3;
+    end = start + strcspn(start, "/?#");
+    at = memchr(start, '@', (size_t)(end - start));
+    if (at == NULL) {
+        snprintf(buf, len, "%s", uri);
+        return buf;
+    }
+    /* the last '@' of the authority ends the userinfo */
+    for (const char *p = at; p != NULL && p < end; p = memchr(p + 1, '@', (size_t)(end - p - 1)))
+        at = p;
+    colon = memchr(start, ':', (size_t)(at - start));
+    if (colon != NULL)          /* user:password: the user may be shown */
+        snprintf(buf, len, "%.*s:***%s", (int)(colon - uri), uri, at);
+    else                        /* a bare token */
+        snprintf(buf, len, "%.*s***%s", (int)(start - uri), uri, at);
+    return buf;
+}
+
+/* Length of the valid UTF-8 sequence at s, or 0 if it is not one. */
+size_t text_utf8_len(const unsigned char *s, size_t n)
+{
+    unsigned c = s[0];
+    size_t len;
+    unsigned cp;
+    if (c < 0x80)
+        return 1;
+    if ((c & 0xe0) == 0xc0) { len = 2; cp = c & 0x1f; }
+    else if ((c & 0xf0) == 0xe0) { len = 3; cp = c & 0x0f; }
+    else if ((c & 0xf8) == 0xf0) { len = 4; cp = c & 0x07; }
+    else return 0;
+    if (len > n)
+        return 0;
+    for (size_t i = 1; i < len; i++) {
+        if ((s[i] & 0xc0) != 0x80)
+            return 0;
+        cp = (cp << 6) | (s[i] & 0x3f);
+    }
+    if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
+        cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+        return 0;
+    return len;
+}
+
+bool text_is_utf8(const char *s)
+{
+    size_t n = strlen(s);
+    for (size_t i = 0, len; i < n; i += len)
+        if ((len = text_utf8_len((const unsigned char *)s + i, n - i)) == 0)
+            return false;
+    return true;
 }

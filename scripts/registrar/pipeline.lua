@@ -73,7 +73,9 @@ function pipeline.new(hooks, compare)
     local document = hooks.document and hooks.document(service) or ""
     local value = document
     if type(document) == "table" then
-      value = json.encode(document)
+      local ok, text = pcall(json.encode, document)
+      if not ok then fail(hooks.document, "document() returned a table that is not JSON: %s", text) end
+      value = text
     elseif type(document) ~= "string" then
       fail(hooks.document, "document() returned a %s, not a table or string", type(document))
     end

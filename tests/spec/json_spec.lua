@@ -46,6 +46,54 @@ describe("registrar.json", function()
     assert.is_nil((json.decode("")))
   end)
 
+  it("writes deeply nested tables, up to 100 levels", function()
+    local function nest(levels)
+      local t = {}
+      local c = t
+      for _ = 2, levels do c.a = {} c = c.a end
+      return t
+    end
+    -- 30 levels once wrote past the C stack Lua grants and crashed the daemon
+    assert.equal(('{"a":'):rep(29) .. "{}" .. ("}"):rep(29), json.encode(nest(30)))
+    assert.equal(100, select(2, json.encode(nest(100)):gsub("{", "")))
+    assert.has_error(function() json.encode(nest(101)) end, "json.encode: tables nested deeper than 100")
+  end)
+
+  it("says a table that contains itself is a cycle, and a table used twice is not", function()
+    local t = {}
+    t.self = t
+    assert.has_error(function() json.encode(t) end, "json.encode: a table contains itself (a cycle)")
+    local list = { 1 }
+    local inner = { list = list }
+    inner.again = list
+    assert.equal('{"again":[1],"list":[1]}', json.encode(inner))
+    local a = { b = { c = {} } }
+    a.b.c.up = a.b
+    assert.has_error(function() json.encode { a } end, "json.encode: a table contains itself (a cycle)")
+  end)
+
+  it("reads what it writes, at any depth it writes", function()
+    local text = ("["):rep(100) .. ("]"):rep(100)
+    assert.equal(text, json.encode(json.decode(text)))
+    local v, err = json.decode(("["):rep(101) .. ("]"):rep(101))
+    assert.is_nil(v)
+    assert.equal("JSON nested deeper than 100", err)
+    v, err = json.decode(("["):rep(5000) .. ("]"):rep(5000))
+    assert.is_nil(v)
+    assert.truthy(err)
+  end)
+
+  it("keeps a value with an escaped NUL whole, reading the NUL as U+FFFD", function()
+    assert.equal("a\u{FFFD}b", json.decode('"a\\u0000b"'))
+    assert.equal("a\\u0000b", json.decode('"a\\\\u0000b"'))     -- an escaped backslash, then text
+    assert.is_nil((json.decode('"a\0b"')))                     -- a raw NUL is never JSON
+  end)
+
+  it("names the byte where text stops being JSON", function()
+    assert.equal("invalid JSON at byte 9 of 16", select(2, json.decode('{"a":1} trailing')))
+    assert.equal("invalid JSON at byte 5 of 5", select(2, json.decode("[1,2,")))
+  end)
+
   it("reads integers as integers", function()
     assert.equal(math.type(json.decode("42")), "integer")
     assert.equal(math.type(json.decode("4.5")), "float")

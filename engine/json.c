@@ -1,0 +1,73 @@
+/* json.c: see json.h. */
+#define _GNU_SOURCE             /* memmem */
+#include "json.h"
+
+#include <cjson/cJSON.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Is the backslash at text[i] an escape, not the second half of "\\"? */
+static bool escapes(const char *text, size_t i)
+{
+    size_t run = 0;
+    while (run < i && text[i - run - 1] == '\\')
+        run++;
+    return run % 2 == 0;
+}
+
+/* A copy with each escaped NUL turned into U+FFFD (both six bytes), or
+ * NULL when there is none to turn. */
+static char *without_nul_escapes(const char *text, size_t len)
+{
+    char *copy = NULL;
+    for (const char *p = text; (p = memmem(p, len - (size_t)(p - text), "\\u0000", 6)) != NULL; p += 6) {
+        size_t at = (size_t)(p - text);
+        if (!escapes(text, at))
+            continue;
+        if (copy == NULL && (copy = malloc(len ? len : 1)) != NULL)
+            memcpy(copy, text, len);
+        if (copy == NULL)
+            return NULL;
+        memcpy(copy + at, "\\ufffd", 6);
+    }
+    return copy;
+}
+
+static bool is_space(char c)
+{
+    return c == ' ' || c == '\n' || c == '\r' || c == '\t';
+}
+
+cJSON *json_parse(const char *text, size_t len, const char **error_at)
+{
+    const char *nul = memchr(text, '\0', len), *end = NULL;
+    char *copy;
+    const char *src;
+    cJSON *v;
+
+    if (nul != NULL) {          /* never valid JSON, and cJSON would stop there */
+        if (error_at)
+            *error_at = nul;
+        return NULL;
+    }
+    copy = without_nul_escapes(text, len);
+    src = copy ? copy : text;
+    v = cJSON_ParseWithLengthOpts(src, len, &end, 0);
+    if (v != NULL) {
+        while (end < src + len && is_space(*end))
+            end++;
+        if (end != src + len) {
+            cJSON_Delete(v);
+            v = NULL;
+        }
+    } else {
+        end = cJSON_GetErrorPtr();
+        if (end == NULL || end < src || end > src + len)
+            end = src;
+    }
+    if (v == NULL && error_at)
+        *error_at = text + (end - src);
+    free(copy);
+    return v;
+}
