@@ -47,6 +47,8 @@ static const struct config_key_info keys[CK_COUNT] = {
     [CK_SCRIPT] = { "script", "SCRIPT", NULL, "none", "site script loaded after the defaults" },
     [CK_SCRIPT_INSTRUCTIONS] = { "script_instructions", "SCRIPT_INSTRUCTIONS", NULL, "50000000",
                                  "Lua instructions one hook call may run before it is stopped" },
+    [CK_SCRIPT_TIMEOUT] = { "script_timeout", "SCRIPT_TIMEOUT", NULL, "1000",
+                            "ms one hook call may run (waiting on the registry not counted)" },
     [CK_SCRIPT_MEMORY] = { "script_memory", "SCRIPT_MEMORY", NULL, "512",
                            "MiB the scripts' Lua state may hold" },
     [CK_HEALTH] = { "health", "HEALTH", NULL, "require",
@@ -95,6 +97,7 @@ void config_free(struct config *c)
         free(c->prefix_path[i]);
     free(c->prefix_path);
     free(c->backend);
+    free(c->backend_shown);
     free(c->statsd_host);
     free(c->naming);
     free(c->script);
@@ -236,14 +239,21 @@ int config_load_env_file(struct config *c, const char *path, char *err, size_t e
     FILE *f = fopen(path, "r");
     char *line = NULL;
     size_t cap = 0;
+    ssize_t n;
     int lineno = 0, rc = 0;
 
     if (f == NULL) {
         snprintf(err, errlen, "env file %s: %s", path, strerror(errno));
         return -1;
     }
-    while (rc == 0 && getline(&line, &cap, f) >= 0)
+    while (rc == 0 && (n = getline(&line, &cap, f)) >= 0) {
+        if (memchr(line, '\0', (size_t)n) != NULL) {
+            snprintf(err, errlen, "%s:%d: holds a NUL byte, which would cut the line short", path, lineno + 1);
+            rc = -1;
+            break;
+        }
         rc = env_file_line(c, line, path, ++lineno, err, errlen);
+    }
     free(line);
     fclose(f);
     return rc;
@@ -262,10 +272,13 @@ static const char *origin(const struct config *c, enum config_key k)
     return c->where[k] ? c->where[k] : "default";
 }
 
+/* The value is shown with any password in it redacted: error lines end
+ * up in logs. */
 static int fail(struct check *ck, enum config_key k, const char *value, const char *why)
 {
-    snprintf(ck->err, ck->errlen, "%s: \"%.200s\" %s (%s)", keys[k].name, value, why,
-             origin(ck->c, k));
+    char shown[256];
+    snprintf(ck->err, ck->errlen, "%s: \"%.200s\" %s (%s)", keys[k].name,
+             text_redact_uri(value, shown, sizeof shown), why, origin(ck->c, k));
     return -1;
 }
 
@@ -446,12 +459,62 @@ static int set_site(struct check *ck)
 static int check_backend(struct check *ck)
 {
     const char *v = ck->c->backend, *p = v;
+    char shown[1024];
+    ck->c->backend_shown = strdup(text_redact_uri(v, shown, sizeof shown));
     if (!isalpha((unsigned char)*p))
         return fail(ck, CK_BACKEND, v, "is not a URI like etcd://HOST:PORT or file:///PATH");
     while (isalnum((unsigned char)*p) || *p == '+' || *p == '-' || *p == '.')
         p++;
     if (strncmp(p, "://", 3) != 0)
         return fail(ck, CK_BACKEND, v, "is not a URI like etcd://HOST:PORT or file:///PATH");
+    return 0;
+}
+
+/* A registry prefix: every key starts with it, and backends compare
+ * keys against it to decide what is this host's. */
+static int check_prefix(struct check *ck, enum config_key k, const char *v)
+{
+    char *copy, *seg, *save = NULL;
+    int rc = 0;
+    if (v[0] != '/')
+        return fail(ck, k, v, "must start with '/'");
+    if (strlen(v) > 255)
+        return fail(ck, k, v, "is longer than 255 bytes");
+    if (!text_is_utf8(v))
+        return fail(ck, k, v, "is not UTF-8");
+    if (strstr(v, "//") != NULL)
+        return fail(ck, k, v, "has an empty segment ('//')");
+    copy = strdup(v);
+    for (seg = strtok_r(copy, "/", &save); seg && rc == 0; seg = strtok_r(NULL, "/", &save))
+        if (strcmp(seg, ".") == 0 || strcmp(seg, "..") == 0)
+            rc = fail(ck, k, v, "has a relative segment ('.' or '..')");
+    free(copy);
+    return rc;
+}
+
+/* The Docker API: what the docker CLI takes in DOCKER_HOST, less what
+ * registrar cannot speak (ssh://, npipe://, fd://). */
+static int check_docker(struct check *ck)
+{
+    const char *v = ck->c->docker, *host, *colon;
+    long port;
+    if (v[0] == '/' || (strncmp(v, "unix:///", 8) == 0 && v[8] != '\0'))
+        return 0;
+    if (strncmp(v, "tcp://", 6) != 0)
+        return fail(ck, CK_DOCKER, v, "is not a socket path, unix:///PATH or tcp://HOST:PORT");
+    host = v + 6;
+    if (host[0] == '[')
+        colon = strstr(host, "]:") ? strstr(host, "]:") + 1 : NULL;
+    else
+        colon = strchr(host, ':');
+    if (host[0] == '\0' || host[0] == ':' || host[0] == '/' || strchr(host, '@') != NULL)
+        return fail(ck, CK_DOCKER, v, "has no HOST (tcp://HOST:PORT)");
+    if (colon != NULL) {
+        char digits[16];
+        snprintf(digits, sizeof digits, "%.*s", (int)strcspn(colon + 1, "/"), colon + 1);
+        if (text_to_long(digits, &port) < 0 || port < 1 || port > 65535)
+            return fail(ck, CK_DOCKER, v, "has a port that is not 1 to 65535");
+    }
     return 0;
 }
 
@@ -524,6 +587,7 @@ int config_finish(struct config *c, char *err, size_t errlen)
     int level = LOG_INFO, mode = MODE_PRUNE, hm = HEALTH_REQUIRE;
 
     if (set_string(&ck, CK_DOCKER, &c->docker, "/var/run/docker.sock") < 0 ||
+        check_docker(&ck) < 0 ||
         set_bool(&ck, CK_DOCKER_TLS_VERIFY, &c->docker_tls_verify) < 0 ||
         set_string(&ck, CK_DOCKER_CERT_PATH, &c->docker_cert_path, NULL) < 0 ||
         set_number(&ck, CK_INTERVAL, &c->interval_ms, "3000", 10, 86400000, "milliseconds") < 0 ||
@@ -534,7 +598,9 @@ int config_finish(struct config *c, char *err, size_t errlen)
         set_string(&ck, CK_IPADDRESS, &c->ipaddress, NULL) < 0 ||
         set_string(&ck, CK_PREFIX_STATS, &c->prefix_stats, "registrar-service") < 0 ||
         set_string(&ck, CK_PREFIX_SERVICES, &c->prefix_services, "/services") < 0 ||
+        check_prefix(&ck, CK_PREFIX_SERVICES, c->prefix_services) < 0 ||
         set_string(&ck, CK_PREFIX_HOSTS, &c->prefix_hosts, "/hosts") < 0 ||
+        check_prefix(&ck, CK_PREFIX_HOSTS, c->prefix_hosts) < 0 ||
         set_prefix_path(&ck) < 0 ||
         set_choice(&ck, CK_SERVICE_TTL, &mode, "prune", modes, "is not prune or ttl") < 0 ||
         set_string(&ck, CK_BACKEND, &c->backend, DEFAULT_BACKEND) < 0 ||
@@ -544,6 +610,8 @@ int config_finish(struct config *c, char *err, size_t errlen)
         set_string(&ck, CK_SCRIPT, &c->script, NULL) < 0 ||
         set_number(&ck, CK_SCRIPT_INSTRUCTIONS, &c->script_instructions, "50000000", 100000,
                    100000000000L, "instructions") < 0 ||
+        set_number(&ck, CK_SCRIPT_TIMEOUT, &c->script_timeout_ms, "1000", 10, 600000,
+                   "milliseconds") < 0 ||
         set_number(&ck, CK_SCRIPT_MEMORY, &c->script_memory_mb, "512", 16, 65536, "MiB") < 0 ||
         set_choice(&ck, CK_HEALTH, &hm, "require", health, "is not require or ignore") < 0 ||
         set_string(&ck, CK_NETWORK, &c->network, NULL) < 0 ||

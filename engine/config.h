@@ -19,7 +19,7 @@ enum config_key {
     CK_HOSTNAME, CK_IPADDRESS,
     CK_PREFIX_STATS, CK_PREFIX_SERVICES, CK_PREFIX_HOSTS, CK_PREFIX_PATH,
     CK_SERVICE_TTL, CK_BACKEND, CK_STATSD,
-    CK_NAMING, CK_SCRIPT, CK_SCRIPT_INSTRUCTIONS, CK_SCRIPT_MEMORY,
+    CK_NAMING, CK_SCRIPT, CK_SCRIPT_INSTRUCTIONS, CK_SCRIPT_TIMEOUT, CK_SCRIPT_MEMORY,
     CK_HEALTH, CK_NETWORK, CK_EXPLICIT, CK_CONCURRENCY, CK_TIMEOUT,
     CK_USERNAME, CK_PASSWORD, CK_TOKEN, CK_CA_FILE, CK_CERT_FILE, CK_KEY_FILE,
     CK_SITE,
@@ -43,11 +43,13 @@ struct config {
     int prefix_path_len;
     enum service_mode mode;
     char *backend;
+    char *backend_shown;        /* backend with any password redacted: for the log */
     char *statsd_host;          /* NULL: metrics stay in-process */
     int statsd_port;
     char *naming;               /* "default", "registrator" or a file */
     char *script;               /* site script, NULL for none */
     long script_instructions;   /* budget of one hook call */
+    long script_timeout_ms;     /* time one hook call may run */
     long script_memory_mb;      /* cap of the scripts' Lua state */
     enum health_mode health;
     char *network;              /* register container IPs on this network */

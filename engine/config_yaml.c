@@ -3,6 +3,7 @@
  * is silently ignored is a setting the user believes in and does not have. */
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,11 +11,19 @@
 
 #include "config.h"
 
+/* libyaml resolves an alias to the node it names, so nine lines of
+ * aliases can stand for billions of nodes: the conversion counts what it
+ * builds and stops. */
+#define YAML_MAX_NODES 10000
+#define YAML_MAX_DEPTH 32
+
 struct yaml_doc {
     yaml_document_t doc;
     const char *path;
     char *err;
     size_t errlen;
+    int nodes;                  /* built so far for the current key */
+    const char *key;            /* the setting being read */
 };
 
 static int line_of(const yaml_node_t *n) { return (int)n->start_mark.line + 1; }
@@ -45,13 +54,41 @@ static cJSON *scalar_to_json(const yaml_node_t *n)
     return cJSON_CreateString(s);
 }
 
+static cJSON *too_big(struct yaml_doc *y, const yaml_node_t *n, const char *why)
+{
+    if (y->err[0] == '\0')
+        snprintf(y->err, y->errlen, "%s:%d: %s: %s", y->path, n ? line_of(n) : 0, y->key, why);
+    return NULL;
+}
+
+/* A key given twice in one map: the first value would silently be lost. */
+static bool duplicate_key(struct yaml_doc *y, const yaml_node_t *map, const yaml_node_pair_t *pair,
+                          const char *within)
+{
+    const yaml_node_t *key = yaml_document_get_node(&y->doc, pair->key);
+    for (const yaml_node_pair_t *p = map->data.mapping.pairs.start; p < pair; p++) {
+        const yaml_node_t *other = yaml_document_get_node(&y->doc, p->key);
+        if (other != NULL && other->type == YAML_SCALAR_NODE && strcmp(scalar(other), scalar(key)) == 0) {
+            snprintf(y->err, y->errlen, "%s:%d: %s%skey \"%.80s\" is given twice (first at line %d)", y->path,
+                     line_of(key), within ? within : "", within ? ": " : "", scalar(key), line_of(other));
+            return true;
+        }
+    }
+    return false;
+}
+
 /* Nested values keep their text for lists of scalars (prefix_path) and as
- * typed JSON under `site`. */
+ * typed JSON under `site`.  NULL with y->err set when the value is too
+ * big or malformed. */
 static cJSON *node_to_json(struct yaml_doc *y, yaml_node_t *n, int depth, int typed)
 {
     cJSON *out;
-    if (n == NULL || depth > 32)
-        return NULL;
+    if (n == NULL)
+        return too_big(y, n, "unreadable value");
+    if (depth > YAML_MAX_DEPTH)
+        return too_big(y, n, "nested deeper than 32 levels");
+    if (++y->nodes > YAML_MAX_NODES)
+        return too_big(y, n, "the value expands to more than 10000 items (through YAML aliases?)");
     switch (n->type) {
     case YAML_SCALAR_NODE:
         return typed ? scalar_to_json(n) : cJSON_CreateString(scalar(n));
@@ -73,6 +110,10 @@ static cJSON *node_to_json(struct yaml_doc *y, yaml_node_t *n, int depth, int ty
             cJSON *v;
             if (k == NULL || k->type != YAML_SCALAR_NODE) {
                 cJSON_Delete(out);
+                return too_big(y, n, "a map key must be a plain word");
+            }
+            if (duplicate_key(y, n, p, y->key)) {
+                cJSON_Delete(out);
                 return NULL;
             }
             v = node_to_json(y, yaml_document_get_node(&y->doc, p->value), depth + 1, typed);
@@ -84,7 +125,7 @@ static cJSON *node_to_json(struct yaml_doc *y, yaml_node_t *n, int depth, int ty
         }
         return out;
     default:
-        return NULL;
+        return too_big(y, n, "unreadable value");
     }
 }
 
@@ -112,11 +153,12 @@ static int load_pair(struct config *c, struct yaml_doc *y, yaml_node_t *key, yam
         }
         return config_set(c, (enum config_key)k, scalar(value), where, y->err, y->errlen);
     }
+    y->nodes = 0;
+    y->key = scalar(key);
+    y->err[0] = '\0';
     cJSON *tree = node_to_json(y, value, 0, k == CK_SITE);
-    if (tree == NULL) {
-        snprintf(y->err, y->errlen, "%s: unreadable value (%s)", scalar(key), where);
+    if (tree == NULL)
         return -1;
-    }
     return config_set_tree(c, (enum config_key)k, tree, where, y->err, y->errlen);
 }
 
@@ -129,10 +171,13 @@ static int load_root(struct config *c, struct yaml_doc *y)
         snprintf(y->err, y->errlen, "%s:%d: expected a map of settings (key: value)", y->path, line_of(root));
         return -1;
     }
-    for (yaml_node_pair_t *p = root->data.mapping.pairs.start; p < root->data.mapping.pairs.top; p++)
-        if (load_pair(c, y, yaml_document_get_node(&y->doc, p->key),
-                      yaml_document_get_node(&y->doc, p->value)) < 0)
+    for (yaml_node_pair_t *p = root->data.mapping.pairs.start; p < root->data.mapping.pairs.top; p++) {
+        yaml_node_t *key = yaml_document_get_node(&y->doc, p->key);
+        if (key != NULL && key->type == YAML_SCALAR_NODE && duplicate_key(y, root, p, NULL))
             return -1;
+        if (load_pair(c, y, key, yaml_document_get_node(&y->doc, p->value)) < 0)
+            return -1;
+    }
     return 0;
 }
 

@@ -69,6 +69,10 @@ int main(int argc, char **argv)
         fprintf(stderr, "registrar: unknown command \"%s\" (see `registrar help`)\n", cli.command);
         return 2;
     }
+    if (strcmp(cli.command, "run") == 0 && cli.containers != NULL) {
+        fprintf(stderr, "registrar: --containers is an option of `registrar check`; `run` reads Docker\n");
+        return 2;
+    }
     curl_global_init(CURL_GLOBAL_DEFAULT);
     rc = run_command(&cli);
     curl_global_cleanup();

@@ -47,13 +47,30 @@ int script_services(struct script *s, const struct cJSON *container,
 void script_entries_free(struct script *s, struct script_entry *e, int n);
 void script_unref(struct script *s, int ref);
 
-/* Budget bookkeeping shared with task.c. */
+/* Budget bookkeeping shared with task.c: instructions, and time spent
+ * running (a coroutine waiting on the registry uses none). */
 struct script_budget {
     long instructions_left;
     long limit;
+    long long used_ns;          /* in earlier slices (a task resumes many times) */
+    long long slice_start_ns;   /* 0 while not running */
+    long long limit_ns;
     bool exceeded;
 };
 void script_arm_budget(struct script *s, lua_State *L, struct script_budget *b);
+/* Around each run of a hook's code (a call, or one resume of a task). */
+void script_budget_slice_begin(struct script_budget *b);
+void script_budget_slice_end(struct script_budget *b);
+/* A hook that ran over its time inside one library call could not be
+ * stopped: false, with the reason in buf, when b is over its time. */
+bool script_budget_within(const struct script_budget *b, char *buf, size_t len);
+/* "file:line: " of the innermost Lua function on co's stack from level
+ * on, or "" when there is none. */
+void script_where(lua_State *co, int level, char *buf, size_t len);
+/* Makes the error object on top of co a message that says where: one that
+ * is not a string, or that Lua raised from C without a position, gets the
+ * file:line of the innermost Lua code from level on. */
+void script_error_text(lua_State *co, int level);
 /* Writes "file:line: message" of the error object on top of `from`, with
  * memory errors spelt out; a traceback after it goes to the debug log. */
 void script_describe_error(struct script *s, lua_State *from, int status, char *buf, size_t len);

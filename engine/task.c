@@ -68,34 +68,45 @@ static void task_free(struct task *t)
     free(t);
 }
 
+/* The callback, then the task is gone. */
+static void finish(struct task *t, bool ok, int nres, const char *err)
+{
+    if (t->done)
+        t->done(t, ok, t->co, nres, err, t->arg);
+    task_free(t);
+}
+
 static void finish_failed(struct task *t, int status)
 {
     lua_State *L = script_state(t->s);
     char err[1024];
     /* the coroutine's stack is intact until reset: take its traceback */
     if (status != LUA_ERRMEM) {
-        const char *msg = lua_tostring(t->co, -1);
-        luaL_traceback(L, t->co, msg ? msg : "(error object is not a string)", 0);
+        script_error_text(t->co, 0);
+        luaL_traceback(L, t->co, lua_tostring(t->co, -1), 0);
         script_describe_error(t->s, L, status, err, sizeof err);
         lua_pop(L, 1);
     } else {
         script_describe_error(t->s, t->co, status, err, sizeof err);
     }
-    if (t->done)
-        t->done(t, false, t->co, 0, err, t->arg);
-    task_free(t);
+    finish(t, false, 0, err);
     lua_gc(L, LUA_GCCOLLECT);
 }
 
 static void resume(struct task *t, int nargs)
 {
-    int nres = 0;
-    int status = lua_resume(t->co, script_state(t->s), nargs, &nres);
+    int nres = 0, status;
+    char err[300], where[LUA_IDSIZE + 32];
+
+    script_budget_slice_begin(&t->budget);
+    status = lua_resume(t->co, script_state(t->s), nargs, &nres);
+    script_budget_slice_end(&t->budget);
     if (status == LUA_YIELD) {
         if (t->waiting == NULL) {
             /* a bare coroutine.yield() would leave the task hanging forever */
             lua_pop(t->co, nres);
-            lua_pushliteral(t->co, "a backend hook yielded without waiting on registrar.http");
+            script_where(t->co, 0, where, sizeof where);
+            lua_pushfstring(t->co, "%sa backend hook yielded without waiting on registrar.http", where);
             finish_failed(t, LUA_ERRRUN);
         }
         return;
@@ -104,9 +115,11 @@ static void resume(struct task *t, int nargs)
         finish_failed(t, status);
         return;
     }
-    if (t->done)
-        t->done(t, true, t->co, nres, NULL, t->arg);
-    task_free(t);
+    if (!script_budget_within(&t->budget, err, sizeof err)) {
+        finish(t, false, 0, err);
+        return;
+    }
+    finish(t, true, nres, NULL);
 }
 
 void task_start(struct task *t, int nargs)

@@ -25,6 +25,19 @@ static const char *site_script =
     "    while true do t[#t + 1] = string.rep('x', 4096) .. #t end\n"
     "  elseif mode == 'raise' then\n"
     "    error('boom')\n"                          /* line 10 */
+    "  elseif mode == 'table' then\n"
+    "    error({})\n"                             /* line 12 */
+    "  elseif mode == 'yield' then\n"
+    "    coroutine.yield()\n"                     /* line 14 */
+    "  elseif mode == 'slow' then\n"
+    "    local s = ('x'):rep(100000)\n"
+    "    while true do local t = s:rep(20) end\n"  /* line 17 */
+    "  elseif mode == 'fill' then\n"          /* to the last few bytes, and keep it */
+    "    HELD = {}\n"
+    "    pcall(function() while true do HELD[#HELD + 1] = string.rep('y', 65536 + #HELD) end end)\n"
+    "    collectgarbage()\n"
+    "    local n = HELD\n"
+    "    while true do n.next = {} n = n.next end\n"
     "  end\n"
     "  return registrar.default.key(service)\n"
     "end\n";
@@ -32,7 +45,8 @@ static const char *site_script =
 static struct script *load(struct config *c)
 {
     /* the budgets as a user sets them: config keys, here through env */
-    char *env[] = { "HOST=h1", "IPADDRESS=10.0.0.1", "SCRIPT_INSTRUCTIONS=2000000", "SCRIPT_MEMORY=64", NULL };
+    char *env[] = { "HOST=h1", "IPADDRESS=10.0.0.1", "SCRIPT_INSTRUCTIONS=2000000", "SCRIPT_MEMORY=64",
+                    "SCRIPT_TIMEOUT=1000", NULL };
     char err[1024];
     struct script_options so = { .config = c };
     struct script *s;
@@ -78,6 +92,18 @@ static int services(struct script *s, const char *mode, char *err, size_t len)
     return rc < 0 ? -1 : n;
 }
 
+static long resident_kib(void)
+{
+    long pages = 0, resident = 0;
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (f != NULL) {
+        if (fscanf(f, "%ld %ld", &pages, &resident) != 2)
+            resident = 0;
+        fclose(f);
+    }
+    return resident * (sysconf(_SC_PAGESIZE) / 1024);
+}
+
 static void test_naming_budgets(struct script *s)
 {
     char err[1024], where[600];
@@ -91,12 +117,51 @@ static void test_naming_budgets(struct script *s)
 
     CHECK(services(s, "hog", err, sizeof err) < 0);
     CHECK_HAS(err, "memory limit of 64 MiB (script_memory) was reached");
-    CHECK(script_memory_used(s) < (32UL << 20));          /* and was given back */
+    CHECK(script_memory_used(s) < (32UL << 20));          /* and was given back, */
+    CHECK(resident_kib() < 40 * 1024);                    /* to the system too */
     CHECK(services(s, "none", err, sizeof err) == 1);
 
     CHECK(services(s, "raise", err, sizeof err) < 0);
     snprintf(where, sizeof where, "%s:10: boom", site);
     CHECK_STR(err, where);
+}
+
+/* A loop of library calls runs few instructions and much time. */
+static void test_naming_time(struct script *s)
+{
+    char err[1024], where[600];
+    CHECK(services(s, "slow", err, sizeof err) < 0);
+    snprintf(where, sizeof where, "%s:17: stopped after 1000 ms (script_timeout)", site);
+    CHECK_HAS(err, where);
+    CHECK(services(s, "none", err, sizeof err) == 1);
+}
+
+/* Errors that carry no position still say where they were raised. */
+static void test_error_positions(struct script *s)
+{
+    char err[1024], where[600];
+    CHECK(services(s, "table", err, sizeof err) < 0);
+    snprintf(where, sizeof where, "%s:12: (error object is a table value)", site);
+    CHECK_STR(err, where);
+    CHECK(services(s, "yield", err, sizeof err) < 0);
+    snprintf(where, sizeof where, "%s:14: attempt to yield from outside a coroutine", site);
+    CHECK_STR(err, where);
+}
+
+/* A state a script filled to its limit and keeps full: the next container
+ * cannot even be handed to naming.  That costs the container, not the
+ * daemon (it once aborted: the push ran outside any protected call). */
+static void test_full_state(struct script *s)
+{
+    char err[1024];
+    CHECK(services(s, "fill", err, sizeof err) < 0);
+    CHECK_HAS(err, "memory limit of 64 MiB (script_memory) was reached");
+    CHECK(services(s, "none", err, sizeof err) < 0);
+    CHECK_HAS(err, "memory limit of 64 MiB (script_memory) was reached");
+    /* the script holds it all: only letting go of it helps */
+    lua_pushnil(script_state(s));
+    lua_setglobal(script_state(s), "HELD");
+    CHECK(services(s, "none", err, sizeof err) == 1);
 }
 
 struct outcome {
@@ -144,6 +209,9 @@ int main(void)
     CHECK(s != NULL);
     if (s != NULL) {
         test_naming_budgets(s);
+        test_naming_time(s);
+        test_error_positions(s);
+        test_full_state(s);
         test_task_budget(s);
         script_free(s);
     }
