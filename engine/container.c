@@ -11,10 +11,14 @@
  * gives the same table. */
 #include "container.h"
 
+#include <arpa/inet.h>
 #include <cjson/cJSON.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "json.h"
 
 static const cJSON *field(const cJSON *obj, const char *name)
 {
@@ -33,8 +37,48 @@ static void add_string(cJSON *obj, const char *name, const char *value)
         cJSON_AddStringToObject(obj, name, value);
 }
 
+static void note(struct container_notes *notes, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void note(struct container_notes *notes, const char *fmt, ...)
+{
+    va_list ap;
+    if (notes->count++ > 0)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(notes->first, sizeof notes->first, fmt, ap);
+    va_end(ap);
+}
+
+const char *container_notes_text(const struct container_notes *notes, char *buf, size_t len)
+{
+    if (notes->count == 0)
+        snprintf(buf, len, "%s", "");
+    else if (notes->count == 1)
+        snprintf(buf, len, "%s", notes->first);
+    else
+        snprintf(buf, len, "%s (and %d more)", notes->first, notes->count - 1);
+    return buf;
+}
+
+/* Names and values a hook may see: neither oversized. */
+static int fits(struct container_notes *notes, const char *kind, const char *name, size_t name_len,
+                size_t value_len)
+{
+    if (name_len <= CONTAINER_MAX_VALUE && value_len <= CONTAINER_MAX_VALUE)
+        return 1;
+    note(notes, "%s%s%.*s%s is %zu bytes, over %d: left out", kind, name_len ? " " : "",
+         name_len > 40 ? 40 : (int)name_len, name, name_len > 40 ? "..." : "",
+         name_len > value_len ? name_len : value_len, CONTAINER_MAX_VALUE);
+    return 0;
+}
+
+static void add_text(cJSON *obj, const char *name, const char *value, struct container_notes *notes)
+{
+    if (value != NULL && fits(notes, name, "", 0, strlen(value)))
+        add_string(obj, name, value);
+}
+
 /* "K=V" list -> map; the value keeps every '=' after the first. */
-static cJSON *env_map(const cJSON *list)
+static cJSON *env_map(const cJSON *list, struct container_notes *notes)
 {
     cJSON *env = cJSON_CreateObject();
     const cJSON *item, *items = cJSON_IsArray(list) ? list : NULL;
@@ -44,6 +88,8 @@ static cJSON *env_map(const cJSON *list)
         char *name;
         if (eq == NULL || eq == kv)
             continue;           /* "NAME" alone is an unset variable */
+        if (!fits(notes, "env", kv, (size_t)(eq - kv), strlen(eq + 1)))
+            continue;
         name = strndup(kv, (size_t)(eq - kv));
         if (name == NULL)
             continue;
@@ -54,17 +100,29 @@ static cJSON *env_map(const cJSON *list)
     return env;
 }
 
-static cJSON *string_map(const cJSON *obj)
+static cJSON *label_map(const cJSON *obj, struct container_notes *notes)
 {
     cJSON *out = cJSON_CreateObject();
     const cJSON *item, *items = cJSON_IsObject(obj) ? obj : NULL;
     cJSON_ArrayForEach(item, items)
-        if (cJSON_IsString(item) && item->string != NULL)
+        if (cJSON_IsString(item) && item->string != NULL &&
+            fits(notes, "label", item->string, strlen(item->string), strlen(item->valuestring)))
             cJSON_AddStringToObject(out, item->string, item->valuestring);
     return out;
 }
 
-static cJSON *networks_of(const cJSON *inspect)
+/* Addresses go into documents and keys: only what parses as one. */
+static const char *address_field(const cJSON *obj, const char *name, struct container_notes *notes)
+{
+    const char *v = string_field(obj, name);
+    unsigned char buf[sizeof(struct in6_addr)];
+    if (v == NULL || v[0] == '\0' || inet_pton(AF_INET, v, buf) == 1 || inet_pton(AF_INET6, v, buf) == 1)
+        return v;
+    note(notes, "%s \"%.40s\" is not an IP address: left out", name, v);
+    return NULL;
+}
+
+static cJSON *networks_of(const cJSON *inspect, struct container_notes *notes)
 {
     cJSON *out = cJSON_CreateObject();
     const cJSON *net;
@@ -73,29 +131,36 @@ static cJSON *networks_of(const cJSON *inspect)
         if (!cJSON_IsObject(net) || net->string == NULL)
             continue;
         n = cJSON_CreateObject();
-        add_string(n, "ip", string_field(net, "IPAddress"));
-        add_string(n, "ip6", string_field(net, "GlobalIPv6Address"));
-        add_string(n, "gateway", string_field(net, "Gateway"));
+        add_string(n, "ip", address_field(net, "IPAddress", notes));
+        add_string(n, "ip6", address_field(net, "GlobalIPv6Address", notes));
+        add_string(n, "gateway", address_field(net, "Gateway", notes));
         add_string(n, "mac", string_field(net, "MacAddress"));
         cJSON_AddItemToObject(out, net->string, n);
     }
     return out;
 }
 
-/* "4001/tcp" -> 4001, "tcp"; 0 when it is not a port. */
-static int parse_port_key(const char *key, char *proto, size_t protolen)
+/* "4001/tcp" -> 4001, "tcp"; 0 when it is not a port of a protocol
+ * Docker publishes (the protocol goes into keys). */
+static int parse_port_key(const char *key, char *proto, size_t protolen, struct container_notes *notes)
 {
+    static const char *const protocols[] = { "tcp", "udp", "sctp", NULL };
     char *end;
     long port = strtol(key, &end, 10);
-    if (end == key || port < 1 || port > 65535)
+    if (end == key || port < 1 || port > 65535 || (*end != '/' && *end != '\0')) {
+        note(notes, "port \"%.40s\" is not PORT/PROTOCOL: left out", key);
         return 0;
-    if (*end == '/' && end[1] != '\0' && strlen(end + 1) < protolen)
-        snprintf(proto, protolen, "%s", end + 1);
-    else if (*end == '\0')
-        snprintf(proto, protolen, "tcp");
-    else
-        return 0;
-    return (int)port;
+    }
+    snprintf(proto, protolen, "tcp");
+    if (*end == '\0')
+        return (int)port;
+    for (int i = 0; protocols[i]; i++)
+        if (strcmp(end + 1, protocols[i]) == 0) {
+            snprintf(proto, protolen, "%s", protocols[i]);
+            return (int)port;
+        }
+    note(notes, "port %ld has protocol \"%.40s\", not tcp, udp or sctp: left out", port, end + 1);
+    return 0;
 }
 
 static int parse_host_port(const char *s)
@@ -131,21 +196,24 @@ static int has_port(const cJSON *ports, int port, const char *proto)
     return 0;
 }
 
-static void published_ports(cJSON *ports, const cJSON *inspect)
+static void published_ports(cJSON *ports, const cJSON *inspect, struct container_notes *notes)
 {
     const cJSON *entry, *binding;
     cJSON_ArrayForEach(entry, field(field(inspect, "NetworkSettings"), "Ports")) {
         char proto[16];
-        int port = entry->string ? parse_port_key(entry->string, proto, sizeof proto) : 0;
+        int port = entry->string ? parse_port_key(entry->string, proto, sizeof proto, notes) : 0;
         int bound = 0;
         const cJSON *bindings = cJSON_IsArray(entry) ? entry : NULL;
         if (port == 0)
             continue;
         cJSON_ArrayForEach(binding, bindings) {
             int host_port = parse_host_port(string_field(binding, "HostPort"));
+            const char *host_ip = string_field(binding, "HostIp");
             if (host_port == 0)
                 continue;
-            add_port(ports, port, proto, string_field(binding, "HostIp"), host_port);
+            if (host_ip != NULL && address_field(binding, "HostIp", notes) == NULL)
+                continue;       /* bound to something that is not an address */
+            add_port(ports, port, proto, host_ip, host_port);
             bound = 1;
         }
         if (!bound)
@@ -155,12 +223,12 @@ static void published_ports(cJSON *ports, const cJSON *inspect)
 
 /* Exposed ports Docker left out of NetworkSettings.Ports; in host mode
  * they are published as themselves. */
-static void exposed_ports(cJSON *ports, const cJSON *inspect, int host_mode)
+static void exposed_ports(cJSON *ports, const cJSON *inspect, int host_mode, struct container_notes *notes)
 {
     const cJSON *entry;
     cJSON_ArrayForEach(entry, field(field(inspect, "Config"), "ExposedPorts")) {
         char proto[16];
-        int port = entry->string ? parse_port_key(entry->string, proto, sizeof proto) : 0;
+        int port = entry->string ? parse_port_key(entry->string, proto, sizeof proto, notes) : 0;
         if (port == 0 || has_port(ports, port, proto))
             continue;
         add_port(ports, port, proto, NULL, host_mode ? port : 0);
@@ -220,7 +288,8 @@ static void add_state(cJSON *c, const cJSON *inspect)
     add_string(c, "health", string_field(field(state, "Health"), "Status"));
 }
 
-cJSON *container_from_inspect(const cJSON *inspect, const cJSON *network_peer, char *err, size_t errlen)
+cJSON *container_from_inspect(const cJSON *inspect, const cJSON *peer_networks,
+                              struct container_notes *notes, char *err, size_t errlen)
 {
     const char *id = string_field(inspect, "Id");
     const cJSON *config = field(inspect, "Config");
@@ -241,29 +310,32 @@ cJSON *container_from_inspect(const cJSON *inspect, const cJSON *network_peer, c
         return NULL;
     }
     cJSON_AddStringToObject(c, "id", id);
-    add_string(c, "name", string_field(inspect, "Name"));
-    add_string(c, "image", string_field(config, "Image"));
-    add_string(c, "hostname", string_field(config, "Hostname"));
-    cJSON_AddItemToObject(c, "env", env_map(field(config, "Env")));
-    cJSON_AddItemToObject(c, "labels", string_map(field(config, "Labels")));
+    add_text(c, "name", string_field(inspect, "Name"), notes);
+    add_text(c, "image", string_field(config, "Image"), notes);
+    add_text(c, "hostname", string_field(config, "Hostname"), notes);
+    add_text(c, "network_mode", mode, notes);
+    cJSON_AddItemToObject(c, "env", env_map(field(config, "Env"), notes));
+    cJSON_AddItemToObject(c, "labels", label_map(field(config, "Labels"), notes));
     add_state(c, inspect);
-    add_string(c, "network_mode", mode);
-    cJSON_AddItemToObject(c, "networks", networks_of(network_peer ? network_peer : inspect));
+    cJSON_AddItemToObject(c, "networks", peer_networks ? cJSON_Duplicate(peer_networks, 1)
+                                                       : networks_of(inspect, notes));
     ports = cJSON_CreateArray();
-    published_ports(ports, inspect);
-    exposed_ports(ports, inspect, mode != NULL && strcmp(mode, "host") == 0);
+    published_ports(ports, inspect, notes);
+    exposed_ports(ports, inspect, mode != NULL && strcmp(mode, "host") == 0, notes);
     cJSON_AddItemToObject(c, "ports", sorted_ports(ports));
     return c;
 }
 
-cJSON *container_from_json(const char *json, size_t len, char *err, size_t errlen)
+cJSON *container_from_json(const char *json, size_t len, struct container_notes *notes,
+                           char *err, size_t errlen)
 {
-    cJSON *inspect = cJSON_ParseWithLength(json, len), *c;
+    const char *bad = NULL;
+    cJSON *inspect = json_parse(json, len, &bad), *c;
     if (inspect == NULL) {
-        snprintf(err, errlen, "the answer is not JSON (%zu bytes)", len);
+        snprintf(err, errlen, "the answer is not JSON (byte %zu of %zu is wrong)", (size_t)(bad - json) + 1, len);
         return NULL;
     }
-    c = container_from_inspect(inspect, NULL, err, errlen);
+    c = container_from_inspect(inspect, NULL, notes, err, errlen);
     cJSON_Delete(inspect);
     return c;
 }

@@ -5,6 +5,7 @@
 #include "daemon.h"
 
 #include <cjson/cJSON.h>
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,11 +15,14 @@
 #include "config.h"
 #include "container.h"
 #include "http.h"
+#include "json.h"
 #include "log.h"
 #include "loop.h"
+#include "map.h"
 #include "metrics.h"
 #include "reconcile.h"
 #include "script.h"
+#include "text.h"
 #include "watch.h"
 
 /* What one configuration runs: rebuilt as a whole on SIGHUP. */
@@ -115,8 +119,10 @@ static int parts_build(struct daemon *d, struct parts *p, struct config *c, char
 static void parts_start(struct parts *p)
 {
     const struct config *c = p->c;
+    char docker[600];
     log_info("registrar %s: host %s (%s), Docker at %s, backend %s, %s mode, interval %ld ms",
-             REGISTRAR_VERSION, c->hostname, c->ipaddress, c->docker, c->backend,
+             REGISTRAR_VERSION, c->hostname, c->ipaddress, text_redact_uri(c->docker, docker, sizeof docker),
+             c->backend_shown,
              c->mode == MODE_TTL ? "ttl" : "prune", c->interval_ms);
     reconcile_start(p->reconcile);
     watch_start(p->watch);
@@ -217,6 +223,7 @@ struct check {
     struct loop *lp;
     struct script *script;
     cJSON *containers;          /* id -> container, from Docker */
+    struct map *holders;        /* key -> id of the container that holds it */
     int errors;
 };
 
@@ -238,9 +245,16 @@ static void print_services(struct check *k, const cJSON *container)
     if (n == 0)
         printf("  (no services)\n");
     for (int i = 0; i < n; i++) {
+        const char *holder = map_get(k->holders, e[i].key);
         if (e[i].name != NULL)
             printf("  name  %s\n", e[i].name);
         printf("  key   %s\n  value %s\n", e[i].key, e[i].value);
+        /* as `run` decides: the first container keeps it, this one waits */
+        if (holder != NULL)
+            printf("  warning: key %s is named by containers %.12s and %.12s; keeping it for %.12s\n",
+                   e[i].key, holder, cJSON_IsString(id) ? id->valuestring : "?", holder);
+        else
+            map_put(k->holders, e[i].key, strdup(cJSON_IsString(id) ? id->valuestring : "?"), NULL);
     }
     script_entries_free(k->script, e, n);
 }
@@ -249,19 +263,29 @@ static int check_file(struct check *k, const char *path)
 {
     FILE *f = fopen(path, "rb");
     char *data = NULL, err[256];
-    size_t len = 0;
+    size_t len = 0, got = 0;
+    const char *bad = NULL;
     cJSON *list, *item;
     int i = 0;
 
     if (f == NULL) {
-        fprintf(stderr, "registrar: --containers %s: cannot open it\n", path);
+        fprintf(stderr, "registrar: --containers %s: %s\n", path, strerror(errno));
         return -1;
     }
     if (fseek(f, 0, SEEK_END) == 0 && (len = (size_t)ftell(f)) > 0 && fseek(f, 0, SEEK_SET) == 0 &&
-        (data = malloc(len)) != NULL && fread(data, 1, len, f) != len)
-        len = 0;
+        (data = malloc(len)) != NULL)
+        got = fread(data, 1, len, f);
     fclose(f);
-    list = data ? cJSON_ParseWithLength(data, len) : NULL;
+    list = data && got == len ? json_parse(data, len, &bad) : NULL;
+    if (list == NULL) {
+        if (bad != NULL)
+            fprintf(stderr, "registrar: --containers %s: not JSON: byte %zu of %zu is wrong\n", path,
+                    (size_t)(bad - data) + 1, len);
+        else
+            fprintf(stderr, "registrar: --containers %s: cannot read it (%zu bytes)\n", path, len);
+        free(data);
+        return -1;
+    }
     free(data);
     if (!cJSON_IsArray(list)) {
         fprintf(stderr, "registrar: --containers %s: not a JSON list of `docker inspect` results\n", path);
@@ -269,13 +293,16 @@ static int check_file(struct check *k, const char *path)
         return -1;
     }
     cJSON_ArrayForEach(item, list) {
-        cJSON *c = container_from_inspect(item, NULL, err, sizeof err);
+        struct container_notes notes = { .count = 0 };
+        cJSON *c = container_from_inspect(item, NULL, &notes, err, sizeof err);
         i++;
         if (c == NULL) {
             printf("container #%d of %s\n  error: %s\n", i, path, err);
             k->errors++;
             continue;
         }
+        if (notes.count > 0)
+            printf("container #%d of %s\n  note: %s\n", i, path, container_notes_text(&notes, err, sizeof err));
         print_services(k, c);
         cJSON_Delete(c);
     }
@@ -344,7 +371,9 @@ int daemon_check(struct config *c, const char *containers_file)
         return 2;               /* as `run` would fail to start */
     }
     k.lp = loop_new();
+    k.holders = map_new();
     rc = containers_file ? check_file(&k, containers_file) : check_live(&k, c);
+    map_free(k.holders, free);
     loop_free(k.lp);
     script_free(k.script);
     return rc < 0 || k.errors > 0 ? 1 : 0;

@@ -5,13 +5,17 @@
 #include "docker.h"
 
 #include <cjson/cJSON.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "config.h"
+#include "json.h"
+#include "text.h"
 
 #define DOCKER_TIMEOUT_MS 10000L
+#define DOCKER_MAX_SMALL (1L << 20)     /* /version */
 
 static char *cert_file(const struct config *c, const char *name)
 {
@@ -32,21 +36,24 @@ int docker_init(struct docker *d, struct http *h, const struct config *c, char *
 
     memset(d, 0, sizeof *d);
     d->http = h;
-    d->where = strdup(v);
+    d->where = strdup(text_redact_uri(v, url, sizeof url));
+    /* config.c checked the form: a path, unix:///PATH or tcp://HOST[:PORT] */
     if (strncmp(v, "unix://", 7) == 0 || v[0] == '/') {
         d->socket = strdup(v[0] == '/' ? v : v + 7);
         d->base_url = strdup("http://docker");
-    } else if (strncmp(v, "tcp://", 6) == 0 || strncmp(v, "http://", 7) == 0 ||
-               strncmp(v, "https://", 8) == 0) {
-        const char *hostport = strstr(v, "://") + 3;
-        d->use_tls = c->docker_tls_verify || strncmp(v, "https://", 8) == 0;
-        if (hostport[0] == '\0' || strlen(hostport) > 500) {
-            snprintf(err, errlen, "docker: \"%s\" has no host:port (%s)", v, where);
+    } else if (strncmp(v, "tcp://", 6) == 0) {
+        const char *hostport = v + 6;
+        size_t n = strcspn(hostport, "/");
+        const char *bracket = memchr(hostport, ']', n);
+        bool has_port = memchr(bracket ? bracket : hostport, ':', n - (size_t)((bracket ? bracket : hostport) - hostport)) != NULL;
+        d->use_tls = c->docker_tls_verify;
+        if (n > 500) {
+            snprintf(err, errlen, "docker: \"%.60s...\" is too long (%s)", v, where);
             return -1;
         }
-        snprintf(url, sizeof url, "%s://%s", d->use_tls ? "https" : "http", hostport);
-        if (url[strlen(url) - 1] == '/')
-            url[strlen(url) - 1] = '\0';
+        /* the docker CLI's default ports: 2376 with TLS, 2375 without */
+        snprintf(url, sizeof url, "%s://%.*s%s", d->use_tls ? "https" : "http", (int)n, hostport,
+                 has_port ? "" : (d->use_tls ? ":2376" : ":2375"));
         d->base_url = strdup(url);
         if (d->use_tls) {
             d->tls.ca_file = cert_file(c, "ca.pem");
@@ -54,8 +61,8 @@ int docker_init(struct docker *d, struct http *h, const struct config *c, char *
             d->tls.key_file = cert_file(c, "key.pem");
         }
     } else {
-        snprintf(err, errlen, "docker: \"%s\" is not a socket path, unix://PATH or tcp://HOST:PORT (%s)",
-                 v, where);
+        snprintf(err, errlen, "docker: \"%s\" is not a socket path, unix:///PATH or tcp://HOST:PORT (%s)",
+                 d->where, where);
         return -1;
     }
     return 0;
@@ -72,11 +79,12 @@ void docker_free(struct docker *d)
     memset(d, 0, sizeof *d);
 }
 
-static struct http_transfer *request(struct docker *d, const char *url, long timeout_ms,
+static struct http_transfer *request(struct docker *d, const char *url, long timeout_ms, size_t max_body,
                                      http_head_fn *on_head, http_data_fn *on_data,
                                      http_done_fn *done, void *arg)
 {
     struct http_request req = {
+        .max_body = max_body,
         .url = url,
         .unix_socket = d->socket,
         .timeout_ms = timeout_ms,
@@ -93,7 +101,7 @@ struct http_transfer *docker_get_version(struct docker *d, http_done_fn *done, v
 {
     char url[700];
     snprintf(url, sizeof url, "%s/version", d->base_url);
-    return request(d, url, DOCKER_TIMEOUT_MS, NULL, NULL, done, arg);
+    return request(d, url, DOCKER_TIMEOUT_MS, DOCKER_MAX_SMALL, NULL, NULL, done, arg);
 }
 
 /* "1.41" -> 141; 0 when it is not MAJOR.MINOR. */
@@ -108,7 +116,7 @@ static int version_number(const char *v)
 
 int docker_negotiate(struct docker *d, const struct http_response *res, char *err, size_t errlen)
 {
-    cJSON *v = cJSON_ParseWithLength(res->body, res->body_len);
+    cJSON *v = json_parse(res->body, res->body_len, NULL);
     const cJSON *api = cJSON_GetObjectItemCaseSensitive(v, "ApiVersion");
     int theirs = version_number(cJSON_IsString(api) ? api->valuestring : NULL);
     int rc = 0;
@@ -129,11 +137,12 @@ int docker_negotiate(struct docker *d, const struct http_response *res, char *er
     return rc;
 }
 
-struct http_transfer *docker_get(struct docker *d, const char *path, http_done_fn *done, void *arg)
+struct http_transfer *docker_get(struct docker *d, const char *path, size_t max_body,
+                                 http_done_fn *done, void *arg)
 {
     char url[1200];
     snprintf(url, sizeof url, "%s/v%s%s", d->base_url, d->version, path);
-    return request(d, url, DOCKER_TIMEOUT_MS, NULL, NULL, done, arg);
+    return request(d, url, DOCKER_TIMEOUT_MS, max_body, NULL, NULL, done, arg);
 }
 
 struct http_transfer *docker_events(struct docker *d, http_head_fn *on_head, http_data_fn *on_data,
@@ -144,5 +153,5 @@ struct http_transfer *docker_events(struct docker *d, http_head_fn *on_head, htt
      * connect/disconnect, which change a container's addresses */
     snprintf(url, sizeof url, "%s/v%s/events?filters=%%7B%%22type%%22%%3A%%5B%%22container%%22%%2C"
              "%%22network%%22%%5D%%7D", d->base_url, d->version);
-    return request(d, url, 0, on_head, on_data, done, arg);
+    return request(d, url, 0, 0, on_head, on_data, done, arg);
 }

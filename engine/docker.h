@@ -32,8 +32,15 @@ struct http_transfer *docker_get_version(struct docker *d, http_done_fn *done, v
 /* Picks min(daemon's ApiVersion, DOCKER_API_MAX); -1 with err if unusable. */
 int docker_negotiate(struct docker *d, const struct http_response *res, char *err, size_t errlen);
 
+/* Answers past these sizes are refused: a Docker API (or something that
+ * pretends to be one) may send anything.  A container's inspect is tens
+ * of KiB; a listing of 10 000 containers about 20 MiB. */
+#define DOCKER_MAX_INSPECT (8L << 20)
+#define DOCKER_MAX_LIST (256L << 20)
+
 /* GET /v<version><path> (path starts with '/'). */
-struct http_transfer *docker_get(struct docker *d, const char *path, http_done_fn *done, void *arg);
+struct http_transfer *docker_get(struct docker *d, const char *path, size_t max_body,
+                                 http_done_fn *done, void *arg);
 
 /* The events stream for containers and network (dis)connects. */
 struct http_transfer *docker_events(struct docker *d, http_head_fn *on_head, http_data_fn *on_data,

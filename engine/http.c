@@ -5,6 +5,7 @@
 #include "http.h"
 
 #include <curl/curl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -25,6 +26,8 @@ struct http_transfer {
     http_head_fn *on_head;
     http_done_fn *done;
     void *arg;
+    size_t max_body;
+    bool too_large;             /* the answer passed max_body */
     char *request_body;         /* our copy: curl reads it after we return */
     char error[CURL_ERROR_SIZE];
     struct http_transfer *prev, *next;
@@ -63,6 +66,10 @@ static size_t on_body(char *data, size_t size, size_t n, void *arg)
     size_t len = size * n;
     if (t->on_data != NULL)
         return t->on_data(data, len, t->arg) == 0 ? len : 0;
+    if (t->max_body && t->body.len + len > t->max_body) {
+        t->too_large = true;
+        return 0;               /* curl aborts the transfer */
+    }
     return buffer_append(&t->body, data, len) == 0 ? len : 0;
 }
 
@@ -115,6 +122,10 @@ static void finish(struct http_transfer *t, CURLcode code)
     res.headers_len = t->head.len;
     res.curl_code = (int)code;
     res.error = code == CURLE_OK ? "" : (t->error[0] ? t->error : curl_easy_strerror(code));
+    if (t->too_large) {
+        snprintf(t->error, sizeof t->error, "the answer is larger than %zu bytes", t->max_body);
+        res.error = t->error;
+    }
     res.seconds = secs;
     if (t->done != NULL)
         t->done(t, &res, t->arg);
@@ -283,6 +294,7 @@ struct http_transfer *http_start(struct http *h, const struct http_request *req,
     t->h = h;
     t->on_data = req->on_data;
     t->on_head = req->on_head;
+    t->max_body = req->max_body;
     t->done = done;
     t->arg = arg;
     curl_easy_setopt(e, CURLOPT_URL, req->url);

@@ -32,6 +32,7 @@ struct http_request {
     long connect_timeout_ms;
     const struct http_tls *tls;
     const char *userpwd;        /* basic auth "user:password" */
+    size_t max_body;            /* a kept body past this fails the transfer; 0: no limit */
     http_data_fn *on_data;      /* stream the body instead of keeping it */
     http_head_fn *on_head;      /* headers complete (streams: "subscribed") */
 };

@@ -10,6 +10,9 @@
 #include "task.h"
 
 #define MAX_HEADERS 32
+/* A registry's answer is read whole into the scripts' memory: past this
+ * it is refused (a request may ask for more with max_body). */
+#define HTTP_MAX_REGISTRY_BODY (256L << 20)
 
 static void push_headers(lua_State *L, const char *raw, size_t len)
 {
@@ -146,6 +149,14 @@ static int http_request(lua_State *L)
         req.body = lua_tolstring(L, -1, &body_len);
         req.body_len = body_len;
     }
+    lua_pop(L, 1);
+    lua_getfield(L, 1, "max_body");
+    if (lua_isnil(L, -1))
+        req.max_body = HTTP_MAX_REGISTRY_BODY;
+    else if (!lua_isinteger(L, -1) || lua_tointeger(L, -1) <= 0)
+        return luaL_error(L, "registrar.http.request: 'max_body' must be a positive number of bytes");
+    else
+        req.max_body = (size_t)lua_tointeger(L, -1);
     lua_pop(L, 1);
     lua_getfield(L, 1, "timeout");
     req.timeout_ms = lua_isnil(L, -1) ? default_timeout : (long)luaL_checkinteger(L, -1);

@@ -23,6 +23,7 @@
 #include "container.h"
 #include "docker.h"
 #include "http.h"
+#include "json.h"
 #include "log.h"
 #include "loop.h"
 #include "map.h"
@@ -282,7 +283,7 @@ static void on_list(struct http_transfer *x, const struct http_response *res, vo
         go_down(w, why);
         return;
     }
-    list = cJSON_ParseWithLength(res->body, res->body_len);
+    list = json_parse(res->body, res->body_len, NULL);
     if (!readable_list(list)) {
         log_warn("Docker listed containers as something that is not a list of containers with ids "
                  "(%zu bytes); keeping the table as it is", res->body_len);
@@ -326,7 +327,7 @@ void watch_resync(struct watch *w)
     w->list_pending = 0;
     w->list_requests = 1;
     w->list_seq = ++w->seq;
-    if (docker_get(&w->docker, "/containers/json", on_list, w) == NULL) {
+    if (docker_get(&w->docker, "/containers/json", DOCKER_MAX_LIST, on_list, w) == NULL) {
         w->list_running = false;
         go_down(w, "cannot start GET /containers/json");
     }
@@ -334,8 +335,9 @@ void watch_resync(struct watch *w)
 
 /* ---- inspection --------------------------------------------------------- */
 
-/* For network mode container:<id>, the peer whose networks we share. */
-static const cJSON *network_peer(struct watch *w, const cJSON *inspect, cJSON **owned, bool *missing)
+/* For network mode container:<id>: the networks of that peer, which this
+ * container shares (borrowed from the table). */
+static const cJSON *peer_networks(struct watch *w, const cJSON *inspect, bool *missing)
 {
     const cJSON *mode = cJSON_GetObjectItemCaseSensitive(
         cJSON_GetObjectItemCaseSensitive(inspect, "HostConfig"), "NetworkMode");
@@ -344,7 +346,6 @@ static const cJSON *network_peer(struct watch *w, const cJSON *inspect, cJSON **
     void *v;
     const char *peer;
 
-    *owned = NULL;
     if (!cJSON_IsString(mode) || strncmp(mode->valuestring, "container:", 10) != 0)
         return NULL;
     peer = mode->valuestring + 10;
@@ -356,25 +357,8 @@ static const cJSON *network_peer(struct watch *w, const cJSON *inspect, cJSON **
             continue;
         /* Docker names the peer by full id; users may give a name */
         if (strncmp(id, peer, strlen(peer)) == 0 ||
-            (cJSON_IsString(name) && strcmp(name->valuestring + (name->valuestring[0] == '/'), peer) == 0)) {
-            /* rebuild an inspect-shaped wrapper around the peer's networks */
-            cJSON *wrap = cJSON_CreateObject(), *settings = cJSON_AddObjectToObject(wrap, "NetworkSettings");
-            cJSON *nets = cJSON_AddObjectToObject(settings, "Networks");
-            const cJSON *net;
-            cJSON_ArrayForEach(net, cJSON_GetObjectItemCaseSensitive(k->container, "networks")) {
-                cJSON *n = cJSON_AddObjectToObject(nets, net->string);
-                const cJSON *ip = cJSON_GetObjectItemCaseSensitive(net, "ip");
-                const cJSON *ip6 = cJSON_GetObjectItemCaseSensitive(net, "ip6");
-                const cJSON *gw = cJSON_GetObjectItemCaseSensitive(net, "gateway");
-                const cJSON *mac = cJSON_GetObjectItemCaseSensitive(net, "mac");
-                if (cJSON_IsString(ip)) cJSON_AddStringToObject(n, "IPAddress", ip->valuestring);
-                if (cJSON_IsString(ip6)) cJSON_AddStringToObject(n, "GlobalIPv6Address", ip6->valuestring);
-                if (cJSON_IsString(gw)) cJSON_AddStringToObject(n, "Gateway", gw->valuestring);
-                if (cJSON_IsString(mac)) cJSON_AddStringToObject(n, "MacAddress", mac->valuestring);
-            }
-            *owned = wrap;
-            return wrap;
-        }
+            (cJSON_IsString(name) && strcmp(name->valuestring + (name->valuestring[0] == '/'), peer) == 0))
+            return cJSON_GetObjectItemCaseSensitive(k->container, "networks");
     }
     log_debug("container network mode %s: that container is not read yet; no addresses for now",
               mode->valuestring);
@@ -405,10 +389,25 @@ static void bad_answer(struct known *k, const char *fmt, ...)
     k->warned = true;
 }
 
+/* Parts of a container left out of its table: once per container, and
+ * again only after it was read clean in between. */
+static void note_left_out(struct known *k, const cJSON *container, const struct container_notes *notes)
+{
+    const cJSON *name = cJSON_GetObjectItemCaseSensitive(container, "name");
+    char text[300];
+    container_notes_text(notes, text, sizeof text);
+    if (k->warned)
+        log_debug("container %s (%.12s): %s", cJSON_IsString(name) ? name->valuestring : "?", k->id, text);
+    else
+        log_warn("container %s (%.12s): %s", cJSON_IsString(name) ? name->valuestring : "?", k->id, text);
+    k->warned = true;
+}
+
 /* Applies an inspect answer; returns false when it was unusable. */
 static bool apply_inspect(struct watch *w, struct known *k, const struct http_response *res)
 {
-    cJSON *inspect, *peer_wrap, *container;
+    cJSON *inspect, *container;
+    struct container_notes notes = { .count = 0 };
     bool peer_missing = false;
     char err[256];
 
@@ -420,7 +419,7 @@ static bool apply_inspect(struct watch *w, struct known *k, const struct http_re
         bad_answer(k, "Docker answered inspect with status %ld", res->status);
         return false;
     }
-    inspect = cJSON_ParseWithLength(res->body, res->body_len);
+    inspect = json_parse(res->body, res->body_len, NULL);
     if (inspect == NULL) {
         bad_answer(k, "inspect answer is not JSON (%zu bytes)", res->body_len);
         return false;
@@ -435,15 +434,17 @@ static bool apply_inspect(struct watch *w, struct known *k, const struct http_re
         drop(w, k);
         return true;
     }
-    container = container_from_inspect(inspect, network_peer(w, inspect, &peer_wrap, &peer_missing),
+    container = container_from_inspect(inspect, peer_networks(w, inspect, &peer_missing), &notes,
                                        err, sizeof err);
-    cJSON_Delete(peer_wrap);
     cJSON_Delete(inspect);
     if (container == NULL) {
         bad_answer(k, "unusable inspect answer: %s", err);
         return false;
     }
-    k->warned = false;
+    if (notes.count > 0)
+        note_left_out(k, container, &notes);
+    else
+        k->warned = false;
     set_container(w, k, container);
     k->event_read = !k->listing_wait && !peer_missing;
     if (peer_missing)
@@ -514,7 +515,7 @@ static void inspect(struct watch *w, struct known *k)
     k->inspecting = true;
     if (w->list_running)
         w->list_requests++;
-    if (docker_get(&w->docker, path, on_inspect, k) == NULL) {
+    if (docker_get(&w->docker, path, DOCKER_MAX_INSPECT, on_inspect, k) == NULL) {
         k->inspecting = false;
         log_error("cannot start an inspect of %.12s", k->id);
     }
@@ -584,7 +585,7 @@ static void handle_line(struct watch *w, const char *line, size_t len)
         len--;
     if (len == 0)
         return;
-    ev = cJSON_ParseWithLength(line, len);
+    ev = json_parse(line, len, NULL);
     if (ev == NULL) {
         log_warn("Docker sent an event that is not JSON (%zu bytes); ignored", len);
         forget_event_reads(w);  /* the next listing checks every container */

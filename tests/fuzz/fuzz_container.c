@@ -19,7 +19,8 @@ static int encode_container(lua_State *state)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     char err[256];
-    cJSON *c = container_from_json((const char *)data, size, err, sizeof err);
+    struct container_notes notes = { .count = 0 };
+    cJSON *c = container_from_json((const char *)data, size, &notes, err, sizeof err);
     lua_State *L;
 
     if (c == NULL)
