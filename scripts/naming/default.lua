@@ -18,6 +18,7 @@ local registrar = require "registrar"
 local keys = require "registrar.keys"
 local services_of = require "registrar.services"
 local settings = require "registrar.settings"
+local text = require "registrar.text"
 
 local json = registrar.json
 
@@ -101,7 +102,7 @@ function document(service)
   for k, v in pairs(service.env) do env[k] = v end
   local tags = json.array {}
   for tag in (service.env.TAGS or ""):gmatch("[^,]+") do
-    tags[#tags + 1] = tag:match("^%s*(.-)%s*$")
+    tags[#tags + 1] = text.trim(tag)
   end
   return {
     id = c.id,

@@ -19,16 +19,18 @@ local function wildcard(ip)
 end
 
 -- The network a container's services are registered on, if any.
-function address.network(container)
-  local chosen = settings.of(container, "").network
+-- parsed: settings.parse(container), when the caller has it.
+function address.network(container, parsed)
+  local chosen = settings.of(container, "", parsed).network
   if chosen == nil or chosen == "" then chosen = registrar.config.network end
   if chosen == nil or chosen == "" then return nil end
   return chosen
 end
 
--- address.of(container, port_entry) -> ip, port (numbers) or nil
-function address.of(container, p)
-  local network = address.network(container)
+-- address.of(container, port_entry[, network]) -> ip, port (numbers) or nil
+-- network: address.network(container), when the caller has it.
+function address.of(container, p, network)
+  if network == nil then network = address.network(container) end
   local net = network and (container.networks or {})[network]
   if net and net.ip then return net.ip, p.port end
   if net and net.ip6 then return net.ip6, p.port end

@@ -6,6 +6,7 @@ local registrar = require "registrar"
 local address = require "registrar.address"
 local keys = require "registrar.keys"
 local settings = require "registrar.settings"
+local text = require "registrar.text"
 
 local services = {}
 
@@ -16,7 +17,9 @@ end
 
 -- "registry.local:5000/team/redis:7.2" -> "redis"
 function services.image_name(container)
-  return (container.image or ""):gsub(":[^:/]*$", ""):match("([^/]+)$") or "service"
+  local base = text.after_last(container.image or "", "/")
+  base = base:match("^(.*):") or base          -- the tag: after the last ':'
+  return base ~= "" and base or "service"
 end
 
 -- `-p` and `-P` bind a port on both wildcards, "0.0.0.0" and "::", and
@@ -41,9 +44,11 @@ end
 function services.of(container)
   local list, seen = {}, {}
   local skip = twins_to_skip(container)
+  local parsed = settings.parse(container)
+  local network = address.network(container, parsed) or false
   for _, p in ipairs(container.ports or {}) do
     local ip, port
-    if not skip[p] then ip, port = address.of(container, p) end
+    if not skip[p] then ip, port = address.of(container, p, network) end
     local id = ip and ("%d/%s/%s/%d"):format(p.port, p.proto, ip, port)
     if id and not seen[id] then
       seen[id] = true
@@ -51,7 +56,7 @@ function services.of(container)
         container = container,
         env = container.env or {},
         labels = container.labels or {},
-        settings = settings.of(container, p.port),
+        settings = settings.of(container, p.port, parsed),
         port = tostring(p.port),
         proto = p.proto,
         host_ip = p.host_ip,

@@ -7,31 +7,38 @@
 -- At the same level a label beats an env var.  Keys come back lower-case:
 -- SERVICE_CHECK_HTTP -> check_http.
 
+local text = require "registrar.text"
+
 local settings = {}
 
-local function collect(source, port, out, from_port)
-  for name, value in pairs(source or {}) do
-    local key = type(name) == "string" and name:match("^SERVICE_(.+)$")
-    if key and type(value) == "string" then
-      key = key:lower()
-      local number, rest = key:match("^(%d+)_(.+)$")
-      if number then
-        if number == port then
-          out[rest], from_port[rest] = value, true
+-- One pass over env and labels: the generic settings, and those of each
+-- port.  Labels come second, so at the same level they win.  A caller
+-- that asks for many ports parses once and passes the result to of().
+function settings.parse(container)
+  local found = { generic = {}, ports = {} }
+  for _, source in ipairs { container.env or {}, container.labels or {} } do
+    for name, value in pairs(source) do
+      local key = type(name) == "string" and type(value) == "string" and name:match("^SERVICE_(.+)$")
+      if key then
+        key = key:lower()
+        local number, rest = key:match("^(%d+)_(.+)$")
+        if number then
+          found.ports[number] = found.ports[number] or {}
+          found.ports[number][rest] = value
+        else
+          found.generic[key] = value
         end
-      elseif not from_port[key] then
-        out[key] = value
       end
     end
   end
+  return found
 end
 
 -- settings.of(container, "4001") -> { name = ..., tags = ..., check_http = ... }
-function settings.of(container, port)
-  local out, from_port = {}, {}
-  port = tostring(port)
-  collect(container.env, port, out, from_port)
-  collect(container.labels, port, out, from_port)
+function settings.of(container, port, parsed)
+  local found, out = parsed or settings.parse(container), {}
+  for k, v in pairs(found.generic) do out[k] = v end
+  for k, v in pairs(found.ports[tostring(port)] or {}) do out[k] = v end
   return out
 end
 
@@ -45,7 +52,7 @@ end
 function settings.list(value)
   local out = {}
   for item in (value or ""):gmatch("[^,]+") do
-    item = item:match("^%s*(.-)%s*$")
+    item = text.trim(item)
     if item ~= "" then out[#out + 1] = item end
   end
   return out

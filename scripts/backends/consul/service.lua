@@ -4,6 +4,7 @@
 -- tags, and the key serves as the id (as in the old tool).
 
 local registrar = require "registrar"
+local text = require "registrar.text"
 
 local json = registrar.json
 local service = {}
@@ -97,7 +98,7 @@ end
 
 -- nil and "what: status N: Consul's message" (its errors are plain text).
 function service.failure(what, res)
-  return nil, ("%s: status %d: %s"):format(what, res.status, (res.body or ""):gsub("%s+$", ""))
+  return nil, ("%s: status %d: %s"):format(what, res.status, text.trim(res.body or ""))
 end
 
 -- The digest stored in Meta.registrar_digest and compared with it.
