@@ -2,12 +2,21 @@
 -- no registry server (and for anything that reads a file: a load balancer
 -- template, a monitoring agent).
 --
---   { "host": "<hostname>", "services": { "<key>": <document>, ... } }
+--   { "host": "<hostname>", "services": { "<key>": <document>, ... },
+--     "owned": [ "<key>", ... ] }
 --
 -- Every change is one rewrite of the whole file through a temporary file
 -- and a rename, so a reader sees the old file or the new one, never half.
+--
+-- The path is someone's file system: only a regular file that holds this
+-- host's registry (or nothing, or an empty file) is ever replaced.  A
+-- device, a directory, a link, another host's registry or a file that is
+-- not a registry at all is refused with its path, and nothing is written.
+-- `owned` lists the keys registrar wrote; only those are ever pruned.  An
+-- entry someone else put in the file stays as it is.
 
 local registrar = require "registrar"
+local uri_text = require "registrar.uri"
 
 local json = registrar.json
 local file = {}
@@ -18,18 +27,48 @@ Backend.__index = Backend
 local function path_of(uri)
   local path = uri:match("^file://(/.*)$")
   if not path or path:find("%c") then
-    error(("file backend: %q is not file:///ABSOLUTE/PATH"):format(uri), 0)
+    error(("file backend: %q is not file:///ABSOLUTE/PATH"):format(uri_text.redact(uri)), 0)
   end
   return path
 end
 
-function file.check(uri)
-  path_of(uri)
+-- The registry at path ({services, owned}, empty for no file); or nil and
+-- why the file must not be touched.
+local function read_registry(path, host)
+  local kind = registrar.file.kind(path)
+  if kind == "missing" then return { services = json.object {}, owned = {} } end
+  if kind ~= "file" then
+    return nil, ("%s is a %s, not a registry file; nothing was written there"):format(path, kind)
+  end
+  local text, err = registrar.file.read(path)
+  if not text then return nil, err end
+  if text:find("^%s*$") then return { services = json.object {}, owned = {} } end
+  local doc, why = json.decode(text)
+  if type(doc) ~= "table" or type(doc.services) ~= "table" then
+    return nil, ("%s is not a registrar registry (%s); nothing was written: move it away or "
+                 .. "choose another path"):format(path, why or "no services table")
+  end
+  if doc.host ~= host then
+    return nil, ("%s is the registry of host %q, not of this host (%q); nothing was written: "
+                 .. "move it away or choose another path"):format(path, tostring(doc.host), host)
+  end
+  return { services = doc.services, owned = type(doc.owned) == "table" and doc.owned or nil }
+end
+
+function file.check(uri, config)
+  local path = path_of(uri)
+  local registry, why = read_registry(path, config.hostname)
+  if not registry then error("file backend: " .. why, 0) end
 end
 
 function file.open(uri, config)
   local path = path_of(uri)
-  return setmetatable({ path = path, host = config.hostname, services = nil }, Backend)
+  local cleaned = registrar.file.clean(path)
+  if cleaned > 0 then
+    registrar.log.info("file backend: removed %d temporary file(s) an earlier run left beside %s", cleaned, path)
+  end
+  local prefix = (config.prefix_services or "/services"):gsub("/+$", "")
+  return setmetatable({ path = path, host = config.hostname, prefix = prefix .. "/" }, Backend)
 end
 
 -- Values are kept as the documents they encode, so the file reads as JSON.
@@ -39,38 +78,57 @@ local function as_document(value)
   return value
 end
 
--- The file is this host's alone: what it holds is what we advertise.  A
--- file that is not ours to read (corrupt, foreign) is replaced, not trusted.
-function Backend:advertised()
-  local text, err, missing = registrar.file.read(self.path)
-  local services = {}
-  if text then
-    local doc, why = json.decode(text)
-    if type(doc) == "table" and type(doc.services) == "table" then
-      services = doc.services
-    else
-      registrar.log.warn("file backend: %s is not a registry file (%s); it will be rewritten",
-                         self.path, why or "no services table")
+-- The keys registrar wrote.  A file from before `owned` was kept: what it
+-- holds under prefix_services.
+function Backend:owned_keys(registry)
+  local owned = {}
+  if registry.owned then
+    for _, key in ipairs(registry.owned) do
+      if type(key) == "string" then owned[key] = true end
     end
-  elseif not missing then
-    return nil, err
+  else
+    for key in pairs(registry.services) do
+      if type(key) == "string" and key:sub(1, #self.prefix) == self.prefix then owned[key] = true end
+    end
   end
+  return owned
+end
+
+function Backend:advertised()
+  local registry, why = read_registry(self.path, self.host)
+  if not registry then return nil, why end
   local advertised = {}
-  for key, doc in pairs(services) do
-    advertised[key] = type(doc) == "string" and doc or json.encode(doc)
+  for key in pairs(self:owned_keys(registry)) do
+    local doc = registry.services[key]
+    if doc ~= nil then advertised[key] = type(doc) == "string" and doc or json.encode(doc) end
   end
-  self.services = json.object {}
-  for key, value in pairs(advertised) do self.services[key] = as_document(value) end
   return advertised
 end
 
+-- The file is read again before each write: what is there now is what is
+-- kept, and a file that stopped being ours is not overwritten.
+-- self.services is what was last written (the nginx example renders it).
 function Backend:apply(puts, deletes)
-  local services = self.services or json.object {}
-  for _, entry in ipairs(puts) do services[entry.key] = as_document(entry.value) end
-  for _, entry in ipairs(deletes) do services[entry.key] = nil end
+  local registry, why = read_registry(self.path, self.host)
+  if not registry then return nil, why end
+  local services, owned = registry.services, self:owned_keys(registry)
+  for _, entry in ipairs(puts) do
+    services[entry.key] = as_document(entry.value)
+    owned[entry.key] = true
+  end
+  for _, entry in ipairs(deletes) do
+    if owned[entry.key] then services[entry.key] = nil end
+    owned[entry.key] = nil
+  end
+  local list = json.array {}
+  for key in pairs(owned) do
+    if services[key] ~= nil then list[#list + 1] = key end
+  end
+  table.sort(list)
   local ok, err = registrar.file.replace(self.path, json.encode {
     host = self.host,
     services = services,
+    owned = list,
   } .. "\n")
   if not ok then return nil, err end
   self.services = services
