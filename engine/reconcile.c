@@ -35,11 +35,21 @@
 #define RETRY_MIN_MS 250L
 #define BATCH_MAX 256
 
+/* A container that names a key another container holds: it waits, and
+ * takes the key over when the holder lets go of it. */
+struct claim {
+    char *owner;
+    char *want;
+    int want_ref;
+    struct claim *next;
+};
+
 struct entry {
     char *key;
     char *want;
     int want_ref;               /* the entry table naming made */
     char *owner;                /* container id that wants it */
+    struct claim *waiting;      /* other containers naming it, first come first */
     char *have;
     bool busy;                  /* a backend call for it is under way */
     bool queued;
@@ -102,8 +112,22 @@ static struct entry *entry_get(struct reconcile *r, const char *key, bool create
     return e;
 }
 
+static void claim_free(struct reconcile *r, struct claim *c)
+{
+    if (r != NULL)
+        script_unref(r->s, c->want_ref);
+    free(c->owner);
+    free(c->want);
+    free(c);
+}
+
 static void entry_free(struct entry *e)
 {
+    while (e->waiting != NULL) {
+        struct claim *c = e->waiting;
+        e->waiting = c->next;
+        claim_free(NULL, c);    /* the Lua state goes with the reconciler */
+    }
     free(e->key);
     free(e->want);
     free(e->owner);
@@ -204,7 +228,7 @@ static void registry_failed(struct reconcile *r, const char *what, const char *w
     metrics_count(r->m, "backend.failures", 1);
     if (!log_trouble_begin(&r->down, loop_now_ms(),
                            "registry %s: %s failed: %s; keeping the desired state and retrying",
-                           r->c->backend, what, why))
+                           r->c->backend_shown, what, why))
         log_debug("registry still failing: %s: %s", what, why);
 }
 
@@ -489,28 +513,77 @@ static void owned_free(void *p)
     free(o);
 }
 
+/* The claim of container id among those waiting for e, or the slot to
+ * add it at. */
+static struct claim **claim_slot(struct entry *e, const char *id)
+{
+    struct claim **slot = &e->waiting;
+    while (*slot != NULL && strcmp((*slot)->owner, id) != 0)
+        slot = &(*slot)->next;
+    return slot;
+}
+
+/* Container id no longer names key: it lets go of it, or of its wait for
+ * it.  A holder that lets go hands the key to the first one waiting. */
 static void unwant(struct reconcile *r, const char *id, const char *key)
 {
     struct entry *e = entry_get(r, key, false);
-    if (e == NULL || e->owner == NULL || strcmp(e->owner, id) != 0)
+    struct claim **slot, *next;
+    if (e == NULL || e->owner == NULL)
         return;
-    set_str(&e->want, NULL);
-    set_str(&e->owner, NULL);
+    if (strcmp(e->owner, id) != 0) {
+        slot = claim_slot(e, id);
+        if (*slot != NULL) {
+            struct claim *c = *slot;
+            *slot = c->next;
+            claim_free(r, c);
+        }
+        return;
+    }
     script_unref(r->s, e->want_ref);
-    e->want_ref = LUA_NOREF;
+    next = e->waiting;
+    if (next == NULL) {
+        set_str(&e->want, NULL);
+        set_str(&e->owner, NULL);
+        e->want_ref = LUA_NOREF;
+    } else {
+        e->waiting = next->next;
+        log_info("key %s: container %.12s no longer names it; %.12s takes it over", key, id, next->owner);
+        free(e->want);
+        free(e->owner);
+        e->want = next->want;
+        e->owner = next->owner;
+        e->want_ref = next->want_ref;
+        free(next);
+    }
     enqueue(r, e);
 }
 
-/* Gives key to container id; false when another container holds it. */
+/* Container id names the key: it holds it unless another container holds
+ * it already; then it waits (and the log says so once). */
 static bool want(struct reconcile *r, const char *id, struct script_entry *se)
 {
     struct entry *e = entry_get(r, se->key, true);
     if (e == NULL)
         return false;
     if (e->owner != NULL && strcmp(e->owner, id) != 0) {
-        log_warn("key %s is named by containers %.12s and %.12s; keeping it for %.12s",
-                 se->key, e->owner, id, e->owner);
-        return false;
+        struct claim **slot = claim_slot(e, id), *c = *slot;
+        if (c == NULL) {
+            log_warn("key %s is named by containers %.12s and %.12s; keeping it for %.12s",
+                     se->key, e->owner, id, e->owner);
+            c = calloc(1, sizeof *c);
+            if (c == NULL || (c->owner = strdup(id)) == NULL) {
+                free(c);
+                return false;
+            }
+            c->want_ref = LUA_NOREF;
+            *slot = c;
+        }
+        set_str(&c->want, se->compare);
+        script_unref(r->s, c->want_ref);
+        c->want_ref = se->ref;
+        se->ref = LUA_NOREF;
+        return true;
     }
     if (e->want == NULL || strcmp(e->want, se->compare) != 0) {
         set_str(&e->want, se->compare);
@@ -666,7 +739,7 @@ static void on_audit_done(struct task *t, bool ok, lua_State *co, int nres, cons
     lua_settop(co, lua_gettop(co) - nres + 1);
     count = merge_advertised(r, co);
     if (!r->audited)
-        log_info("registry %s: this host has %d entries there", r->c->backend, count);
+        log_info("registry %s: this host has %d entries there", r->c->backend_shown, count);
     r->audited = true;
     converge(r);
 }
@@ -818,12 +891,12 @@ static void on_open_done(struct task *t, bool ok, lua_State *co, int nres, const
     r->has_refresh = handle_has(co, "refresh");
     if (!r->has_apply && !(handle_has(co, "register") && handle_has(co, "deregister"))) {
         log_error("backend for %s has neither apply() nor register() and deregister(): nothing can be written",
-                  r->c->backend);
+                  r->c->backend_shown);
         return;
     }
     if (!r->has_advertised)
         log_warn("backend for %s has no advertised(): entries left by an earlier run cannot be pruned",
-                 r->c->backend);
+                 r->c->backend_shown);
     r->backend_ref = luaL_ref(co, LUA_REGISTRYINDEX);
     r->backend = B_OPEN;
     r->retry_ms = RETRY_MIN_MS;

@@ -1,9 +1,12 @@
 -- Traefik (v2) KV layout: each instance a load-balancer server of its
 -- service, which Traefik's etcd or Consul KV provider reads.
 --
---   registrar run --naming registrator --script examples/traefik.lua -B etcd3://127.0.0.1:2379
+--   registrar run --naming registrator --script examples/traefik.lua -B 'etcd3://127.0.0.1:2379?keys=relative'
+--   registrar run --naming registrator --script examples/traefik.lua -B consulkv://127.0.0.1:8500
 --
 -- traefik/http/services/<name>/loadBalancer/servers/<host>-<port>/url = http://ip:port
+-- (keys=relative: Traefik looks etcd keys up without a leading '/'; Consul
+-- KV keys never have one)
 -- Routers (which host name goes to which service) are configuration, kept
 -- by hand next to these keys; only the instances come and go.
 
@@ -14,7 +17,7 @@ function key(service)
   local name = keys.segment(service.name)
   local server = keys.segment(("%s-%s"):format(registrar.host.hostname, service.host_port))
   if not name or not server then return nil end
-  return ("traefik/http/services/%s/loadBalancer/servers/%s/url"):format(name, server)
+  return ("/traefik/http/services/%s/loadBalancer/servers/%s/url"):format(name, server)
 end
 
 function document(service)

@@ -28,7 +28,11 @@ local function parse(text, config)
   if not parsed then error("consul backend: " .. err, 0) end
   local mode = mode_of(parsed.scheme)
   if not mode then error(("consul backend: unknown scheme %q"):format(parsed.scheme), 0) end
-  if #parsed.hosts == 0 then error(("consul backend: %q names no HOST:PORT"):format(text), 0) end
+  if #parsed.hosts == 0 then error(("consul backend: %q names no HOST:PORT"):format(uri.redact(text)), 0) end
+  if parsed.user then
+    error(("consul backend: %q holds credentials, which Consul does not take in a URI; "
+           .. "set token (CONSUL_HTTP_TOKEN) instead"):format(uri.redact(text)), 0)
+  end
   if mode == "catalog" and config.service_ttl == "ttl" then
     error("consul-catalog backend: the catalog runs no checks, so its entries cannot expire in ttl mode; "
           .. "use service_ttl: prune, or consul:// (TTL checks) or consulkv:// (sessions)", 0)

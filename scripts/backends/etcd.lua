@@ -4,6 +4,9 @@
 -- etcd+https://... (and etcd2+https, etcd3+https): TLS with ca_file,
 --                                   cert_file, key_file
 --
+-- etcd3://...?keys=relative: v3 keys written without their leading '/', as
+--                                   readers built on libkv (Traefik) look them up
+--
 -- Credentials: etcd://user:password@host:port, or config username/password
 -- (v3: an auth token; v2: basic auth).  Endpoints are tried in order; the
 -- one that answered is kept until it fails.
@@ -36,7 +39,15 @@ end
 local function parse(text)
   local parsed, err = uri.parse(text, 2379)
   if not parsed then error("etcd backend: " .. err, 0) end
-  if #parsed.hosts == 0 then error(("etcd backend: %q names no HOST:PORT"):format(text), 0) end
+  if #parsed.hosts == 0 then error(("etcd backend: %q names no HOST:PORT"):format(uri.redact(text)), 0) end
+  local keys = parsed.query.keys
+  if keys ~= nil and keys ~= "relative" then
+    error(("etcd backend: %q: keys=%s is not keys=relative"):format(uri.redact(text), keys), 0)
+  end
+  if keys and parsed.scheme:match("^etcd2") then
+    error(("etcd backend: %q: keys=relative needs the v3 API (etcd3://); v2 keys always start with '/'")
+          :format(uri.redact(text)), 0)
+  end
   return parsed
 end
 
@@ -60,7 +71,12 @@ function etcd.open(text, config)
   local base = v3_base(version)
   if forced == "3" or base then
     registrar.log.info("etcd %s: speaking the v3 API (%s)", version, base or "/v3")
-    return require("backends.etcd.v3").new(client, config, base or "/v3", user, password)
+    return require("backends.etcd.v3").new(client, config, base or "/v3", user, password,
+                                           parsed.query.keys == "relative")
+  end
+  if parsed.query.keys then
+    return nil, ("etcd %s speaks only the v2 API, whose keys always start with '/': keys=relative cannot be kept")
+                :format(version)
   end
   registrar.log.info("etcd %s: speaking the v2 API", version)
   if user then client.defaults.userpwd = user .. ":" .. (password or "") end

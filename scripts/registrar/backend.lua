@@ -3,6 +3,7 @@
 -- scripts/backends/<scheme>.lua (with a few aliases and "+https" variants).
 
 local registrar = require "registrar"
+local uri_text = require "registrar.uri"
 
 local backend = {}
 
@@ -32,7 +33,7 @@ end
 function backend.load(uri, where)
   local scheme = backend.scheme(uri)
   if not scheme then
-    error(("backend: %q is not a URI like etcd://HOST:PORT (%s)"):format(uri, where), 0)
+    error(("backend: %q is not a URI like etcd://HOST:PORT (%s)"):format(uri_text.redact(uri), where), 0)
   end
   local own = registrar.backends[scheme]
   if own then return check(own, "registrar.backends." .. scheme, uri, where) end
@@ -43,7 +44,7 @@ function backend.load(uri, where)
     local files = {}
     for file in tried:gmatch("no file '([^']+)'") do files[#files + 1] = file end
     error(("backend: unknown scheme %q in %s (%s): no registrar.backends[%q] in a site script, no %s")
-          :format(scheme, uri, where, scheme, table.concat(files, ", no ")), 0)
+          :format(scheme, uri_text.redact(uri), where, scheme, table.concat(files, ", no ")), 0)
   end
   return check(dofile(path), path, uri, where)
 end

@@ -28,6 +28,7 @@ end
 function keys.check(key)
   if type(key) ~= "string" then return nil, "is a " .. type(key) .. ", not a string" end
   if key == "" then return nil, "is empty" end
+  if key:sub(1, 1) ~= "/" then return nil, "does not start with '/'" end
   if #key > MAX_KEY then return nil, ("is longer than %d bytes"):format(MAX_KEY) end
   if key:find("%c") then return nil, "holds control characters" end
   if not utf8.len(key) then return nil, "is not UTF-8" end

@@ -15,11 +15,22 @@ local function parse_host(text, default_port)
   return { host = host, port = port }
 end
 
+-- The URI as it may be shown in a message: "alice:secret@" becomes
+-- "alice:***@", a bare token "t0ken@" becomes "***@".
+function uri.redact(text)
+  local scheme, authority, rest = text:match("^(%a[%w+.-]*://)([^/?#]*)(.*)$")
+  if not scheme then return text end
+  local userinfo, hosts = authority:match("^(.*)@(.-)$")
+  if not userinfo then return text end
+  local user = userinfo:match("^([^:]*):")
+  return scheme .. (user and (user .. ":***") or "***") .. "@" .. hosts .. rest
+end
+
 -- Returns { scheme, user, password, hosts = {{host, port}...}, path, query = {} }
--- or nil and why.
+-- or nil and why.  Messages show the URI redacted.
 function uri.parse(text, default_port)
   local scheme, rest = text:match("^(%a[%w+.-]*)://(.*)$")
-  if not scheme then return nil, ("%q is not a URI"):format(text) end
+  if not scheme then return nil, ("%q is not a URI"):format(uri.redact(text)) end
   local authority, path = rest:match("^([^/?]*)(.*)$")
   local query = {}
   local qs = path:match("%?(.*)$")
@@ -36,7 +47,7 @@ function uri.parse(text, default_port)
   end
   for part in hostlist:gmatch("[^,]+") do
     local h = parse_host(part, default_port)
-    if not h then return nil, ("%q: %q is not HOST:PORT"):format(text, part) end
+    if not h then return nil, ("%q: %q is not HOST:PORT"):format(uri.redact(text), part) end
     result.hosts[#result.hosts + 1] = h
   end
   return result

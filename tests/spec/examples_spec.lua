@@ -55,7 +55,7 @@ describe("examples", function()
     it("registers each instance as a load-balancer server URL", function()
       local c = support.container { env = { SERVICE_NAME = "api" } }
       local list = support.entries(load("registrator", "traefik.lua"), c)
-      assert.equal("traefik/http/services/api/loadBalancer/servers/mesos-master-49155/url", list[1].key)
+      assert.equal("/traefik/http/services/api/loadBalancer/servers/mesos-master-49155/url", list[1].key)
       assert.equal("http://10.0.1.100:49155", list[1].value)
     end)
   end)

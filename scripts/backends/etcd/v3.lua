@@ -77,6 +77,12 @@ function V3:call(method, body)
   end
 end
 
+-- The key as etcd stores it: as named, or without its leading '/' for
+-- readers that expect that (?keys=relative: Traefik and other libkv users).
+function V3:stored(key)
+  return self.relative and key:gsub("^/+", "") or key
+end
+
 function V3:record(key)
   return self.records .. "/" .. key:gsub("^/+", "")
 end
@@ -99,12 +105,12 @@ function V3:apply(puts, deletes)
     if not lease then return nil, err end
   end
   for _, e in ipairs(puts) do
-    ops[#ops + 1] = { requestPut = { key = b64.encode(e.key), value = b64.encode(e.value), lease = lease } }
+    ops[#ops + 1] = { requestPut = { key = b64.encode(self:stored(e.key)), value = b64.encode(e.value), lease = lease } }
     local record = json.encode { key = e.key, value = e.value }
     ops[#ops + 1] = { requestPut = { key = b64.encode(self:record(e.key)), value = b64.encode(record), lease = lease } }
   end
   for _, e in ipairs(deletes) do
-    ops[#ops + 1] = { requestDeleteRange = { key = b64.encode(e.key) } }
+    ops[#ops + 1] = { requestDeleteRange = { key = b64.encode(self:stored(e.key)) } }
     ops[#ops + 1] = { requestDeleteRange = { key = b64.encode(self:record(e.key)) } }
   end
   for first = 1, #ops, MAX_OPS do
@@ -151,7 +157,7 @@ function V3:refresh(entries)
 end
 
 return {
-  new = function(client, config, base, user, password)
+  new = function(client, config, base, user, password, relative)
     local hosts = (config.prefix_hosts or "/hosts"):gsub("/+$", "")
     return setmetatable({
       client = client,
@@ -159,6 +165,7 @@ return {
       user = user,
       password = password,
       records = hosts .. "/" .. config.hostname .. "/keys",
+      relative = relative,
       ttl = config.service_ttl == "ttl" and math.max(1, (config.ttl + 999) // 1000) or nil,
     }, V3)
   end,
