@@ -176,7 +176,7 @@ class Check(unittest.TestCase):
         path = t.file("c.json", "{not json")
         r = registrar("check", "--containers", path)
         self.assertEqual(r.returncode, 1)
-        self.assertIn("not a JSON list", r.stderr)
+        self.assertIn("not JSON: byte 3 of 9 is wrong", r.stderr)
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ import os
 import re
 import secrets
 import tempfile
+import time
 import unittest
 
 import harness as h
@@ -51,9 +52,10 @@ class DockerBadInput(unittest.TestCase):
 
     # -- helpers -------------------------------------------------------------
 
-    def registrar(self, interval="500"):
+    def registrar(self, interval="500", *extra, env=None):
         self.reg = start_registrar(self, "run", "-B", "file://" + self.path, "-D", self.docker.socket_path,
-                                   "-H", HOST, "-a", IPADDRESS, "-i", interval, "--log-level", "debug")
+                                   "-H", HOST, "-a", IPADDRESS, "-i", interval, "--log-level", "debug", *extra,
+                                   env=env)
         return self.reg
 
     def container(self, name, env=None, ports=None, **kw):
@@ -489,7 +491,8 @@ class DockerBadInput(unittest.TestCase):
         self.assertEqual(env["NEWLINE"], "line1\nline2")
         self.assertEqual(env["TAB"], "a\tb")
         self.assertEqual(env["CR"], "a\rb")
-        self.assertEqual(env["LONG"], long_value)
+        self.assertNotIn("LONG", env)   # over 16 KiB: left out, and said
+        self.warning_about(odd["Id"], "env LONG is 100000 bytes, over 16384: left out (and 1 more)")
         self.assertEqual(env["EQUALS"], "a=b=c")
         self.assertEqual(env["UNICODE"], "h\u00e9llo \u2603")
         self.assertEqual(env["QUOTE"], "\"'\\")
@@ -550,6 +553,108 @@ class DockerBadInput(unittest.TestCase):
         for doc in (c, broken, broken2, hostmode):
             self.assertEqual(self.inspected(doc["Id"]), 1, "%s accepted at the first inspect" % doc["Name"])
         self.assert_running()
+
+    # -- data built to cost time or memory ---------------------------------------
+
+    def stop_promptly(self):
+        """SIGTERM is acted on at once, not after some hook finishes."""
+        started = time.monotonic()
+        self.assertEqual(self.reg.terminate(timeout=10), 0)
+        self.assertLess(time.monotonic() - started, 5, "SIGTERM waited for something")
+
+    def test_tags_built_to_make_patterns_backtrack_hold_nobody_up(self):
+        """Trimming "x", 16 000 spaces, "x" with `^%s*(.-)%s*$` took seconds
+        per service, and the loop waited for it: other containers, events
+        and SIGTERM too."""
+        spaces = " " * 16000
+        slow = [self.container("slow%d" % i, env={"ENVIRONMENT": "test", "NAME": "slow%d" % i,
+                                                  "TAGS": "x%sx,y" % spaces},
+                               ports={"80/tcp": [("0.0.0.0", str(next(self.host_ports)))],
+                                      "81/tcp": [("0.0.0.0", str(next(self.host_ports)))]})
+                for i in range(5)]
+        huge = self.container("huge", env={"ENVIRONMENT": "test", "NAME": "huge", "TAGS": "x%sx" % (" " * 60000)})
+        self.registrar(LONG_INTERVAL)
+        self.docker.wait_subscribed()
+        late = self.container("late")
+        self.docker.emit(container_event("start", late["Id"], "late"))
+        keys = [key(late), key(huge)] + [key(d) for d in slow] + [key(d, "81/tcp") for d in slow]
+        self.wait_keys(keys, "every container registered, the late one too")
+        self.assertEqual(self.services()[key(slow[0])]["tags"], ["x%sx" % spaces, "y"])
+        self.warning_about(huge["Id"], "env TAGS is 60002 bytes, over 16384: left out")
+        self.assertEqual(self.services()[key(huge)]["tags"], [])
+        self.stop_promptly()
+
+    def test_a_hook_that_runs_too_long_costs_its_container_only(self):
+        site = os.path.join(self.dir, "site.lua")
+        with open(site, "w") as f:
+            f.write("local registrar = require 'registrar'\n"
+                    "function document(service)\n"
+                    "  if service.env.SLOW then\n"
+                    "    local x = ('x'):rep(100000)\n"
+                    "    while true do local y = x:rep(10) end\n"
+                    "  end\n"
+                    "  return registrar.default.document(service)\n"
+                    "end\n")
+        slow = self.container("slow", env={"ENVIRONMENT": "test", "NAME": "slow", "SLOW": "1"})
+        good = self.container("good")
+        self.registrar(LONG_INTERVAL, "--script", site, env={"SCRIPT_TIMEOUT": "300"})
+        self.wait_keys([key(good)], "the good container registered")
+        line = self.wait_log(r"^.* error .*%s.*$" % re.escape(slow["Id"][:12])).group(0)
+        self.assertIn("container /slow (%s): naming failed: %s:5: stopped after 300 ms (script_timeout)"
+                      % (slow["Id"][:12], site), line)
+        late = self.container("late")
+        self.docker.emit(container_event("start", late["Id"], "late"))
+        self.wait_keys([key(good), key(late)], "a container started later registered")
+        self.stop_promptly()
+
+    def test_an_oversized_inspect_answer_is_refused(self):
+        big = self.container("big")
+        big["Config"]["Labels"] = {"filler%d" % i: "f" * 10000 for i in range(1000)}   # about 10 MB
+        good = self.container("good")
+        self.registrar()
+        self.wait_keys([key(good)], "the good container registered")
+        self.wait_log(r"container %s: inspect failed: the answer is larger than 8388608 bytes" % big["Id"][:12])
+        self.assertLess(os.path.getsize(self.path), 100000)
+        self.assert_running()
+
+    # -- one key, two containers ---------------------------------------------------
+
+    def test_a_key_two_containers_name_passes_to_the_other_when_its_holder_dies(self):
+        """/a and /b name the same key; /a holds it; when /a dies /b takes
+        it over at once (it was once deleted, and /b waited for an event
+        of its own)."""
+        ports = {"80/tcp": [("0.0.0.0", "31000")]}
+        a = self.container("a", env={"ENVIRONMENT": "test", "NAME": "shared"}, ports=ports, hostname="shared")
+        self.registrar(LONG_INTERVAL)
+        self.wait_keys([key(a)], "the holder registered")
+        b = self.container("b", env={"ENVIRONMENT": "test", "NAME": "shared"}, ports=ports, hostname="shared")
+        self.docker.emit(container_event("start", b["Id"], "b"))
+        self.wait_log(r"key %s is named by containers %s and %s; keeping it for %s" % (
+            re.escape(key(a)), a["Id"][:12], b["Id"][:12], a["Id"][:12]))
+        self.assertEqual(self.services()[key(a)]["id"], a["Id"])
+        self.docker.remove_container(a["Id"])
+        self.docker.emit(container_event("die", a["Id"], "a"))
+        self.wait_services(lambda s: s.get(key(a), {}).get("id") == b["Id"], "the other container took it over")
+        self.docker.remove_container(b["Id"])
+        self.docker.emit(container_event("die", b["Id"], "b"))
+        self.wait_keys([], "the key gone with its last claimant")
+        self.assert_running()
+
+    # -- the registry file -----------------------------------------------------------
+
+    def test_temporary_files_a_killed_registrar_left_are_removed_at_start(self):
+        good = self.container("good")
+        reg = self.registrar()
+        self.wait_keys([key(good)], "registered")
+        reg.kill9()
+        # what a kill -9 in the middle of a write leaves: <path>.tmp.<its pid>
+        stale = "%s.tmp.%d" % (self.path, reg.pid)
+        with open(stale, "w") as f:
+            f.write('{"host": "h1", "serv')
+        self.registrar()
+        self.wait_log(r"removed 1 temporary file\(s\) an earlier run left beside %s" % re.escape(self.path))
+        self.assertFalse(os.path.exists(stale))
+        self.assertEqual(set(self.services()), {key(good)})
 
     # -- liveness ------------------------------------------------------------------
 

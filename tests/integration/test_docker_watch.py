@@ -772,7 +772,7 @@ class OddEnvironment(FileRegistry, unittest.TestCase):
         cls.engine = shared_dockerd()
 
     def test_newlines_long_values_and_slashes(self):
-        long_value = "".join(chr(ord("a") + i % 26) for i in range(60000))
+        long_value = "".join(chr(ord("a") + i % 26) for i in range(16384))   # the most a value may hold
         env = {
             "NAME": "a/b",
             "NOTE": "a\nb",
@@ -780,7 +780,7 @@ class OddEnvironment(FileRegistry, unittest.TestCase):
             "QUOTED": 'say "hi" \\ then\ttab',
             "UNICODE": "h\u00e9llo \u2603",
         }
-        args = []
+        args = ["-e", "HUGE=" + "h" * 60000]
         for k, v in env.items():
             args += ["-e", "%s=%s" % (k, v)]
         reg = self.started(self.registrar())
@@ -793,6 +793,8 @@ class OddEnvironment(FileRegistry, unittest.TestCase):
             got = s[key]["env"].get(k)
             self.assertTrue(got == v, "env %s not kept intact: %d bytes, want %d: %r..."
                             % (k, len(got or ""), len(v), (got or "")[:80]))
+        self.assertNotIn("HUGE", s[key]["env"], "a value over 16 KiB is left out")
+        reg.wait_log(r"warn  container /\S+ \(%s\): env HUGE is 60000 bytes, over 16384: left out" % c[:12])
         with open(self.path, "rb") as f:
             raw = f.read()
         self.assertIn(b'"a\\nb"', raw, "the newline JSON-escaped in the file")
