@@ -4,7 +4,7 @@
 
 #include <stdbool.h>
 
-#include "config.h"
+#include "core/config.h"
 
 #define CLI_MAX_FLAGS 64
 

@@ -12,18 +12,18 @@
 #include <string.h>
 
 #include "cli.h"
-#include "config.h"
-#include "container.h"
-#include "http.h"
-#include "json.h"
-#include "log.h"
-#include "loop.h"
-#include "map.h"
-#include "metrics.h"
-#include "reconcile.h"
-#include "script.h"
-#include "text.h"
-#include "watch.h"
+#include "core/config.h"
+#include "docker/container.h"
+#include "core/http.h"
+#include "core/json.h"
+#include "core/log.h"
+#include "core/loop.h"
+#include "core/map.h"
+#include "core/metrics.h"
+#include "registry/reconcile.h"
+#include "lua/script.h"
+#include "core/text.h"
+#include "docker/watch.h"
 
 /* What one configuration runs: rebuilt as a whole on SIGHUP. */
 struct parts {

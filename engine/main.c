@@ -7,9 +7,9 @@
 #include <yaml.h>
 
 #include "cli.h"
-#include "config.h"
+#include "core/config.h"
 #include "daemon.h"
-#include "log.h"
+#include "core/log.h"
 
 extern char **environ;
 

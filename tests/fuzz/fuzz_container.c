@@ -7,8 +7,8 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-#include "container.h"
-#include "lua_json.h"
+#include "docker/container.h"
+#include "lua/registrar_json.h"
 
 static int encode_container(lua_State *state)
 {

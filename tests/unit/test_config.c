@@ -5,7 +5,7 @@
 
 #include "check.h"
 #include "cli.h"
-#include "config.h"
+#include "core/config.h"
 
 static char tmpdir[] = "/tmp/registrar-config-test-XXXXXX";
 

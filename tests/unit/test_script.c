@@ -7,9 +7,9 @@
 #include <unistd.h>
 
 #include "check.h"
-#include "config.h"
-#include "script.h"
-#include "task.h"
+#include "core/config.h"
+#include "lua/script.h"
+#include "lua/task.h"
 
 static char site[] = "/tmp/registrar-script-test-XXXXXX";
 

@@ -2,7 +2,7 @@
  * backend), resolves the naming hooks once, and runs the naming pipeline
  * for one container at a time under a budget.  Policy lives in the
  * scripts; this file only loads them and reports their faults well. */
-#include "script.h"
+#include "lua/script.h"
 
 #include <cjson/cJSON.h>
 #include <lauxlib.h>
@@ -16,10 +16,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "config.h"
-#include "log.h"
-#include "lua_json.h"
-#include "lua_registrar.h"
+#include "core/config.h"
+#include "core/log.h"
+#include "lua/registrar_json.h"
+#include "lua/modules.h"
 
 struct script {
     lua_State *L;

@@ -15,7 +15,7 @@
  * nothing we know: the key is retried with backoff.
  * Backend calls are coroutines (task.c), at most `concurrency` at once;
  * a backend with apply() gets the queued changes as one batch instead. */
-#include "reconcile.h"
+#include "registry/reconcile.h"
 
 #include <cjson/cJSON.h>
 #include <lauxlib.h>
@@ -23,14 +23,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "config.h"
-#include "log.h"
-#include "loop.h"
-#include "lua_json.h"
-#include "map.h"
-#include "metrics.h"
-#include "script.h"
-#include "task.h"
+#include "core/config.h"
+#include "core/log.h"
+#include "core/loop.h"
+#include "lua/registrar_json.h"
+#include "core/map.h"
+#include "core/metrics.h"
+#include "lua/script.h"
+#include "lua/task.h"
 
 #define RETRY_MIN_MS 250L
 #define BATCH_MAX 256

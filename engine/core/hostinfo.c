@@ -1,7 +1,7 @@
 /* hostinfo.c: defaults for `hostname` and `ipaddress`.  No packet leaves
  * the machine: the address comes from the routing table and the
  * interfaces, not from connecting anywhere. */
-#include "hostinfo.h"
+#include "core/hostinfo.h"
 
 #include <arpa/inet.h>
 #include <ifaddrs.h>

@@ -1,7 +1,7 @@
 /* lua_registrar.c: assembles the `registrar` module (json, base64, log,
  * file, config, host, http, metrics) for the engine, and a plain C library
  * of the same module for specs run by lua5.4 and busted. */
-#include "lua_registrar.h"
+#include "lua/modules.h"
 
 #include <cjson/cJSON.h>
 #include <dirent.h>
@@ -16,9 +16,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "config.h"
-#include "log.h"
-#include "lua_json.h"
+#include "core/config.h"
+#include "core/log.h"
+#include "lua/registrar_json.h"
 
 /* ---- registrar.log ----------------------------------------------------- */
 

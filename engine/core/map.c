@@ -1,5 +1,5 @@
 /* map.c: separate chaining, FNV-1a, doubling at load 1. */
-#include "map.h"
+#include "core/map.h"
 
 #include <stdint.h>
 #include <stdlib.h>

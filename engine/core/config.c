@@ -4,7 +4,7 @@
  * config_finish() converts and validates once, so a bad value in a lower
  * source that a higher one overrides is no error, and every error names
  * the origin of the value that would have been used. */
-#include "config.h"
+#include "core/config.h"
 
 #include <arpa/inet.h>
 #include <cjson/cJSON.h>
@@ -14,8 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "hostinfo.h"
-#include "text.h"
+#include "core/hostinfo.h"
+#include "core/text.h"
 
 #define DEFAULT_PREFIX_PATH \
     "environment:ENVIRONMENT environment:NAME service:PORT service:HOST_PORT service:HOSTNAME"

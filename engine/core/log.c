@@ -1,6 +1,6 @@
 /* log.c: one line per message, "time level message", flushed at once so a
  * crash never hides the line that explains it. */
-#include "log.h"
+#include "core/log.h"
 
 #include <errno.h>
 #include <stdarg.h>

@@ -9,7 +9,7 @@
  * or register a container address.  In host network mode the exposed ports
  * are the host's own.  Entries are sorted so the same container always
  * gives the same table. */
-#include "container.h"
+#include "docker/container.h"
 
 #include <arpa/inet.h>
 #include <cjson/cJSON.h>
@@ -18,7 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "json.h"
+#include "core/json.h"
 
 static const cJSON *field(const cJSON *obj, const char *name)
 {

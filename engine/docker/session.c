@@ -2,7 +2,7 @@
  * a socket path or a URI; DOCKER_HOST is read as the docker CLI reads it:
  * unix://PATH, tcp://HOST:PORT, with TLS when DOCKER_TLS_VERIFY is set,
  * using ca.pem, cert.pem and key.pem from DOCKER_CERT_PATH. */
-#include "docker.h"
+#include "docker/session.h"
 
 #include <cjson/cJSON.h>
 #include <stdbool.h>
@@ -10,9 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "config.h"
-#include "json.h"
-#include "text.h"
+#include "core/config.h"
+#include "core/json.h"
+#include "core/text.h"
 
 #define DOCKER_TIMEOUT_MS 10000L
 #define DOCKER_MAX_SMALL (1L << 20)     /* /version */

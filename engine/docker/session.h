@@ -6,7 +6,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "http.h"
+#include "core/http.h"
 
 #define DOCKER_API_MIN "1.24"
 #define DOCKER_API_MAX "1.43"

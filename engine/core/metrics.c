@@ -1,7 +1,7 @@
 /* metrics.c: named values kept in-process (for the log and for scripts)
  * and, when statsd is configured, one UDP datagram per update.  UDP is
  * fire-and-forget by design: a missing statsd must cost nothing. */
-#include "metrics.h"
+#include "core/metrics.h"
 
 #include <lauxlib.h>
 #include <netdb.h>
@@ -11,9 +11,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "log.h"
-#include "lua_registrar.h"
-#include "map.h"
+#include "core/log.h"
+#include "lua/modules.h"
+#include "core/map.h"
 
 struct metrics {
     struct map *values;         /* name -> double* */

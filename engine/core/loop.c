@@ -4,7 +4,7 @@
  * the nearest one is cheaper than keeping a heap in order.  A cancelled
  * timer is only marked; the next pass drops it, so any callback may cancel
  * any timer, its own included. */
-#include "loop.h"
+#include "core/loop.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -15,7 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "log.h"
+#include "core/log.h"
 
 struct watch {
     loop_io_fn *fn;

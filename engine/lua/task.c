@@ -6,15 +6,15 @@
  * One place resumes coroutines: it arms the budget (per thread: a debug
  * hook belongs to one coroutine), and on failure takes the traceback from
  * the coroutine before resetting it. */
-#include "task.h"
+#include "lua/task.h"
 
 #include <lauxlib.h>
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "http.h"
-#include "log.h"
-#include "script.h"
+#include "core/http.h"
+#include "core/log.h"
+#include "lua/script.h"
 
 struct task {
     struct script *s;

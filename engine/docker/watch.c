@@ -10,7 +10,7 @@
  *
  * Docker being unreachable is never a reason to drop a container: the
  * table stays as it is until Docker answers again. */
-#include "watch.h"
+#include "docker/watch.h"
 
 #include <cjson/cJSON.h>
 #include <ctype.h>
@@ -19,15 +19,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "config.h"
-#include "container.h"
-#include "docker.h"
-#include "http.h"
-#include "json.h"
-#include "log.h"
-#include "loop.h"
-#include "map.h"
-#include "metrics.h"
+#include "core/config.h"
+#include "docker/container.h"
+#include "docker/session.h"
+#include "core/http.h"
+#include "core/json.h"
+#include "core/log.h"
+#include "core/loop.h"
+#include "core/map.h"
+#include "core/metrics.h"
 
 #define BACKOFF_MIN_MS 200L
 #define BACKOFF_MAX_MS 5000L

@@ -5,7 +5,7 @@
  * tag a table by hand, and json.null stands for null.  Objects encode with
  * sorted keys, so one document always gives the same bytes: the
  * reconciler compares those bytes to decide whether to rewrite a key. */
-#include "lua_json.h"
+#include "lua/registrar_json.h"
 
 #include <cjson/cJSON.h>
 #include <lauxlib.h>
@@ -15,8 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "json.h"
-#include "text.h"
+#include "core/json.h"
+#include "core/text.h"
 
 static char array_tag, object_tag, null_tag;
 

@@ -9,7 +9,7 @@
 #include <string.h>
 #include <yaml.h>
 
-#include "config.h"
+#include "core/config.h"
 
 /* libyaml resolves an alias to the node it names, so nine lines of
  * aliases can stand for billions of nodes: the conversion counts what it

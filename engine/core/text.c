@@ -1,5 +1,5 @@
 /* text.c: small string helpers shared by the config readers and the log. */
-#include "text.h"
+#include "core/text.h"
 
 #include <ctype.h>
 #include <errno.h>

@@ -5,7 +5,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "log.h"
+#include "core/log.h"
 
 struct cJSON;
 

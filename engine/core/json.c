@@ -1,6 +1,6 @@
 /* json.c: see json.h. */
 #define _GNU_SOURCE             /* memmem */
-#include "json.h"
+#include "core/json.h"
 
 #include <cjson/cJSON.h>
 #include <stdbool.h>

@@ -2,15 +2,15 @@
  * nothing else.  curl names the sockets to watch and one deadline; the loop
  * reports activity back; finished transfers are read off curl's queue and
  * handed to their owners. */
-#include "http.h"
+#include "core/http.h"
 
 #include <curl/curl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "log.h"
-#include "loop.h"
+#include "core/log.h"
+#include "core/loop.h"
 
 struct buffer {
     char *data;

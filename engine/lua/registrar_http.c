@@ -5,9 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "http.h"
-#include "lua_registrar.h"
-#include "task.h"
+#include "core/http.h"
+#include "lua/modules.h"
+#include "lua/task.h"
 
 #define MAX_HEADERS 32
 /* A registry's answer is read whole into the scripts' memory: past this
