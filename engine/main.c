@@ -6,10 +6,11 @@
 #include <string.h>
 #include <yaml.h>
 
+#include "check.h"
 #include "cli.h"
 #include "core/config.h"
-#include "daemon.h"
 #include "core/log.h"
+#include "daemon.h"
 
 extern char **environ;
 
@@ -40,7 +41,7 @@ static int run_command(const struct cli *cli)
     if (strcmp(cli->command, "run") == 0)
         rc = daemon_run(cli, &c);
     else
-        rc = daemon_check(&c, cli->containers);
+        rc = check_run(&c, cli->containers);
     log_close();
     config_free(&c);
     return rc;

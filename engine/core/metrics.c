@@ -3,7 +3,6 @@
  * fire-and-forget by design: a missing statsd must cost nothing. */
 #include "core/metrics.h"
 
-#include <lauxlib.h>
 #include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,7 +11,6 @@
 #include <unistd.h>
 
 #include "core/log.h"
-#include "lua/modules.h"
 #include "core/map.h"
 
 struct metrics {
@@ -120,47 +118,4 @@ double metrics_value(const struct metrics *m, const char *name)
 {
     double *v = m ? map_get(m->values, name) : NULL;
     return v ? *v : 0;
-}
-
-/* ---- registrar.metrics -------------------------------------------------- */
-
-static struct metrics *lua_metrics(lua_State *L)
-{
-    return lua_touserdata(L, lua_upvalueindex(1));
-}
-
-static int l_increment(lua_State *L)
-{
-    metrics_count(lua_metrics(L), luaL_checkstring(L, 1), (long)luaL_optinteger(L, 2, 1));
-    return 0;
-}
-
-static int l_gauge(lua_State *L)
-{
-    metrics_gauge(lua_metrics(L), luaL_checkstring(L, 1), luaL_checknumber(L, 2));
-    return 0;
-}
-
-static int l_timing(lua_State *L)
-{
-    metrics_timing(lua_metrics(L), luaL_checkstring(L, 1), luaL_checknumber(L, 2));
-    return 0;
-}
-
-static int l_value(lua_State *L)
-{
-    lua_pushnumber(L, metrics_value(lua_metrics(L), luaL_checkstring(L, 1)));
-    return 1;
-}
-
-int luaopen_registrar_metrics(lua_State *L, struct metrics *m)
-{
-    static const luaL_Reg fns[] = {
-        { "increment", l_increment }, { "gauge", l_gauge },
-        { "timing", l_timing }, { "value", l_value }, { NULL, NULL },
-    };
-    luaL_newlibtable(L, fns);
-    lua_pushlightuserdata(L, m);
-    luaL_setfuncs(L, fns, 1);
-    return 1;
 }

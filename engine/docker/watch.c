@@ -20,14 +20,14 @@
 #include <string.h>
 
 #include "core/config.h"
-#include "docker/container.h"
-#include "docker/session.h"
 #include "core/http.h"
 #include "core/json.h"
 #include "core/log.h"
 #include "core/loop.h"
 #include "core/map.h"
 #include "core/metrics.h"
+#include "docker/container.h"
+#include "docker/session.h"
 
 #define BACKOFF_MIN_MS 200L
 #define BACKOFF_MAX_MS 5000L

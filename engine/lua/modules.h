@@ -1,20 +1,18 @@
-/* lua_registrar.h: the `registrar` Lua module. */
-#ifndef REGISTRAR_LUA_REGISTRAR_H
-#define REGISTRAR_LUA_REGISTRAR_H
+/* modules.h: the `registrar` Lua module, as leaves: one file per
+ * registrar.X, each knowing nothing of the others, assembled by the one
+ * list in modules.c (as Lua's linit.c assembles its libraries). */
+#ifndef REGISTRAR_LUA_MODULES_H
+#define REGISTRAR_LUA_MODULES_H
 
 #include <lua.h>
+#include <stdbool.h>
 
 struct config;
 struct http;
 struct metrics;
 
-int luaopen_registrar_json(lua_State *L);
-int luaopen_registrar_base64(lua_State *L);
-int luaopen_registrar_log(lua_State *L);
-int luaopen_registrar_file(lua_State *L);
-
-/* What the engine lends the module; any field may be NULL outside the
- * daemon (the standalone module used by busted specs has none). */
+/* What the engine lends the modules.  NULL outside the daemon: the
+ * standalone module busted loads has no config, HTTP or metrics. */
 struct registrar_env {
     const struct config *config;
     struct http *http;
@@ -22,17 +20,23 @@ struct registrar_env {
     long http_timeout_ms;
 };
 
+/* Each pushes the value registrar.<name> holds. */
+int registrar_base64_open(lua_State *L, const struct registrar_env *env);
+int registrar_config_open(lua_State *L, const struct registrar_env *env);
+int registrar_digest_open(lua_State *L, const struct registrar_env *env);
+int registrar_file_open(lua_State *L, const struct registrar_env *env);
+int registrar_host_open(lua_State *L, const struct registrar_env *env);
+int registrar_http_open(lua_State *L, const struct registrar_env *env);
+int registrar_json_open(lua_State *L, const struct registrar_env *env);
+int registrar_log_open(lua_State *L, const struct registrar_env *env);
+int registrar_metrics_open(lua_State *L, const struct registrar_env *env);
+
 /* Builds the module table for the engine and stores it in package.loaded. */
 void lua_registrar_install(lua_State *L, const struct registrar_env *env);
 
-/* registrar.config as a table built from a config struct. */
-void lua_registrar_push_config(lua_State *L, const struct config *c);
-
-/* registrar.http.request: yields the calling coroutine (lua_http.c). */
-int luaopen_registrar_http(lua_State *L, struct http *h, long default_timeout_ms);
-
-/* registrar.metrics (metrics.c). */
-int luaopen_registrar_metrics(lua_State *L, struct metrics *m);
+/* The configuration as a table: registrar.config without secrets, or
+ * with password and token, for the backend's open(uri, config). */
+void lua_registrar_push_config(lua_State *L, const struct config *c, bool secrets);
 
 /* The module as a plain Lua C library: `require "registrar"` from lua5.4,
  * for specs.  http.request raises; config and host are empty tables the

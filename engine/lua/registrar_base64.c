@@ -1,4 +1,4 @@
-/* lua_base64.c: registrar.base64, standard alphabet with padding, as etcd's
+/* registrar_base64.c: registrar.base64, standard alphabet with padding, as etcd's
  * v3 JSON gateway wants keys and values. */
 #include <lauxlib.h>
 #include <string.h>
@@ -79,8 +79,9 @@ static const luaL_Reg base64_functions[] = {
     { NULL, NULL },
 };
 
-int luaopen_registrar_base64(lua_State *L)
+int registrar_base64_open(lua_State *L, const struct registrar_env *env)
 {
+    (void)env;
     luaL_newlib(L, base64_functions);
     return 1;
 }

@@ -1,4 +1,4 @@
-/* lua_http.c: registrar.http.request{...}.  To the script it is a plain
+/* registrar_http.c: registrar.http.request{...}.  To the script it is a plain
  * call returning a response; underneath, the hook's coroutine yields and
  * http.c drives the transfer on the loop with everything else. */
 #include <lauxlib.h>
@@ -176,11 +176,11 @@ static int http_request(lua_State *L)
     return lua_yield(L, 0);
 }
 
-int luaopen_registrar_http(lua_State *L, struct http *h, long default_timeout_ms)
+int registrar_http_open(lua_State *L, const struct registrar_env *env)
 {
     lua_newtable(L);
-    lua_pushlightuserdata(L, h);
-    lua_pushinteger(L, default_timeout_ms > 0 ? default_timeout_ms : 5000);
+    lua_pushlightuserdata(L, env ? env->http : NULL);
+    lua_pushinteger(L, env && env->http_timeout_ms > 0 ? env->http_timeout_ms : 5000);
     lua_pushcclosure(L, http_request, 2);
     lua_setfield(L, -2, "request");
     return 1;

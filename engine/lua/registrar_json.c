@@ -1,4 +1,4 @@
-/* lua_json.c: registrar.json.
+/* registrar_json.c: registrar.json.
  *
  * An empty Lua table is both [] and {}.  Decoded arrays and objects carry a
  * metatable tag so they re-encode as they came, json.array{}/json.object{}
@@ -17,6 +17,7 @@
 
 #include "core/json.h"
 #include "core/text.h"
+#include "lua/modules.h"
 
 static char array_tag, object_tag, null_tag;
 
@@ -455,8 +456,9 @@ static const luaL_Reg json_functions[] = {
     { NULL, NULL },
 };
 
-int luaopen_registrar_json(lua_State *L)
+int registrar_json_open(lua_State *L, const struct registrar_env *env)
 {
+    (void)env;
     /* the tags are per state: create them once */
     lua_rawgetp(L, LUA_REGISTRYINDEX, &array_tag);
     if (lua_isnil(L, -1)) {

@@ -1,13 +1,11 @@
-/* lua_json.h: registrar.json, and cJSON <-> Lua for the engine. */
-#ifndef REGISTRAR_LUA_JSON_H
-#define REGISTRAR_LUA_JSON_H
+/* registrar_json.h: cJSON <-> Lua for the engine (registrar.json is
+ * registrar_json_open, in modules.h). */
+#ifndef REGISTRAR_LUA_REGISTRAR_JSON_H
+#define REGISTRAR_LUA_REGISTRAR_JSON_H
 
 #include <lua.h>
 
 struct cJSON;
-
-/* Pushes the registrar.json table. */
-int luaopen_registrar_json(lua_State *L);
 
 /* Pushes a cJSON value as Lua (objects and arrays tagged, null as json.null). */
 void lua_json_push(lua_State *L, const struct cJSON *v);

@@ -1,11 +1,7 @@
 /* task.c: backend hooks run as coroutines.  A hook that calls
  * registrar.http.request yields here; the transfer's completion resumes
  * it.  So a script reads as straight-line code while many registrations
- * are under way, and a slow registry never blocks the loop.
- *
- * One place resumes coroutines: it arms the budget (per thread: a debug
- * hook belongs to one coroutine), and on failure takes the traceback from
- * the coroutine before resetting it. */
+ * are under way, and a slow registry never blocks the loop. */
 #include "lua/task.h"
 
 #include <lauxlib.h>
@@ -13,14 +9,15 @@
 #include <stdlib.h>
 
 #include "core/http.h"
-#include "core/log.h"
-#include "lua/script.h"
+#include "lua/budget.h"
+#include "lua/errors.h"
 
 struct task {
-    struct script *s;
+    lua_State *L;               /* the state's main thread */
     lua_State *co;
     int co_ref;                 /* keeps the thread alive */
-    struct script_budget budget;
+    const struct budget_limits *limits;
+    struct budget budget;
     task_done_fn *done;
     void *arg;
     struct http_transfer *waiting;
@@ -32,23 +29,38 @@ static int nlive;
 
 int task_count(void) { return nlive; }
 
-struct task *task_new(struct script *s, task_done_fn *done, void *arg)
+/* Making a thread allocates: under lua_pcall, so a full state says so
+ * instead of aborting the daemon. */
+static int new_thread(lua_State *L)
 {
-    lua_State *L = script_state(s);
+    struct task *t = lua_touserdata(L, 1);
+    t->co = lua_newthread(L);
+    t->co_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    return 0;
+}
+
+struct task *task_new(lua_State *L, const struct budget_limits *limits, task_done_fn *done, void *arg)
+{
     struct task *t = calloc(1, sizeof *t);
     if (t == NULL)
         return NULL;
-    t->s = s;
+    lua_pushcfunction(L, new_thread);
+    lua_pushlightuserdata(L, t);
+    if (lua_pcall(L, 1, 0, 0) != LUA_OK) {
+        lua_pop(L, 1);
+        free(t);
+        return NULL;
+    }
+    t->L = L;
+    t->limits = limits;
     t->done = done;
     t->arg = arg;
-    t->co = lua_newthread(L);
-    t->co_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     t->next = live;
     if (live)
         live->prev = t;
     live = t;
     nlive++;
-    script_arm_budget(s, t->co, &t->budget);
+    budget_arm(t->co, &t->budget, limits);
     return t;
 }
 
@@ -63,8 +75,8 @@ static void task_free(struct task *t)
     if (t->next)
         t->next->prev = t->prev;
     nlive--;
-    lua_resetthread(t->co);
-    script_unref(t->s, t->co_ref);
+    lua_resetthread(t->co);     /* runs pending __close handlers */
+    luaL_unref(t->L, LUA_REGISTRYINDEX, t->co_ref);
     free(t);
 }
 
@@ -78,19 +90,19 @@ static void finish(struct task *t, bool ok, int nres, const char *err)
 
 static void finish_failed(struct task *t, int status)
 {
-    lua_State *L = script_state(t->s);
+    lua_State *L = t->L;
     char err[1024];
     /* the coroutine's stack is intact until reset: take its traceback */
-    if (status != LUA_ERRMEM) {
-        script_error_text(t->co, 0);
-        luaL_traceback(L, t->co, lua_tostring(t->co, -1), 0);
-        script_describe_error(t->s, L, status, err, sizeof err);
-        lua_pop(L, 1);
+    if (status != LUA_ERRMEM && lua_checkstack(t->L, 4)) {
+        errors_locate(t->co, 0);
+        luaL_traceback(t->L, t->co, lua_tostring(t->co, -1), 0);
+        errors_describe(t->limits, t->L, status, err, sizeof err);
+        lua_pop(t->L, 1);
     } else {
-        script_describe_error(t->s, t->co, status, err, sizeof err);
+        errors_describe(t->limits, t->co, status, err, sizeof err);
     }
     finish(t, false, 0, err);
-    lua_gc(L, LUA_GCCOLLECT);
+    lua_gc(L, LUA_GCCOLLECT);   /* t is gone */
 }
 
 static void resume(struct task *t, int nargs)
@@ -98,14 +110,14 @@ static void resume(struct task *t, int nargs)
     int nres = 0, status;
     char err[300], where[LUA_IDSIZE + 32];
 
-    script_budget_slice_begin(&t->budget);
-    status = lua_resume(t->co, script_state(t->s), nargs, &nres);
-    script_budget_slice_end(&t->budget);
+    budget_slice_begin(&t->budget);
+    status = lua_resume(t->co, t->L, nargs, &nres);
+    budget_slice_end(&t->budget);
     if (status == LUA_YIELD) {
         if (t->waiting == NULL) {
             /* a bare coroutine.yield() would leave the task hanging forever */
             lua_pop(t->co, nres);
-            script_where(t->co, 0, where, sizeof where);
+            errors_where(t->co, 0, where, sizeof where);
             lua_pushfstring(t->co, "%sa backend hook yielded without waiting on registrar.http", where);
             finish_failed(t, LUA_ERRRUN);
         }
@@ -115,7 +127,7 @@ static void resume(struct task *t, int nargs)
         finish_failed(t, status);
         return;
     }
-    if (!script_budget_within(&t->budget, err, sizeof err)) {
+    if (!budget_within(&t->budget, err, sizeof err)) {
         finish(t, false, 0, err);
         return;
     }
@@ -153,12 +165,12 @@ void task_wake(lua_State *co, int nres)
     resume(t, nres);
 }
 
-void task_cancel_all(struct script *s)
+void task_cancel_all(lua_State *L)
 {
     struct task *t = live, *next;
     for (; t != NULL; t = next) {
         next = t->next;
-        if (t->s != s)
+        if (t->L != L)
             continue;
         if (t->waiting)
             http_cancel(t->waiting);

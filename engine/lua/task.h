@@ -1,11 +1,13 @@
-/* task.h: a Lua function run as a coroutine that may wait on HTTP. */
-#ifndef REGISTRAR_TASK_H
-#define REGISTRAR_TASK_H
+/* task.h: a Lua function run as a coroutine that may wait on HTTP.  The
+ * only place that resumes a coroutine: it arms the budget, and on failure
+ * takes the traceback from the coroutine before resetting it. */
+#ifndef REGISTRAR_LUA_TASK_H
+#define REGISTRAR_LUA_TASK_H
 
 #include <lua.h>
 #include <stdbool.h>
 
-struct script;
+struct budget_limits;
 struct task;
 struct http_transfer;
 
@@ -13,22 +15,23 @@ struct http_transfer;
  * !ok: err holds "file:line: message".  The task is freed after the call. */
 typedef void task_done_fn(struct task *t, bool ok, lua_State *co, int nres, const char *err, void *arg);
 
-/* A new task: push the function and its arguments on task_thread(t), then
- * call task_start.  The callback may run before task_start returns. */
-struct task *task_new(struct script *s, task_done_fn *done, void *arg);
+/* A new task on the state L: push the function and its arguments on
+ * task_thread(t), then call task_start.  Push only what cannot fail (a C
+ * function, light userdata): outside a resume nothing is protected.  The
+ * callback may run before task_start returns.  NULL when out of memory. */
+struct task *task_new(lua_State *L, const struct budget_limits *limits, task_done_fn *done, void *arg);
 lua_State *task_thread(struct task *t);
 void task_start(struct task *t, int nargs);
 
-/* Tasks not yet finished, and stopping them all (shutdown, reload): their
- * HTTP transfers are cancelled and each callback runs with err "cancelled"
- * so it can free what it holds. */
+/* Tasks not yet finished, and stopping those of one state (shutdown,
+ * reload): their HTTP transfers are cancelled and each callback runs with
+ * err "cancelled" so it can free what it holds. */
 int task_count(void);
-void task_cancel_all(struct script *s);
+void task_cancel_all(lua_State *L);
 
-/* For lua_http.c: is co a task's own coroutine (not one a script made)? */
+/* For registrar.http: is co a task's own coroutine (not one a script
+ * made)?  co waits on transfer x / is woken with nres values pushed. */
 bool task_owns(lua_State *co);
-/* For lua_http.c: the coroutine co waits on transfer x / is woken with
- * nres values pushed on its stack. */
 void task_wait(lua_State *co, struct http_transfer *x);
 void task_wake(lua_State *co, int nres);
 

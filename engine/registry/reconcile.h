@@ -1,32 +1,92 @@
 /* reconcile.h: keeps the registry equal to what naming says the running
- * containers should have, writing only the differences. */
-#ifndef REGISTRAR_RECONCILE_H
-#define REGISTRAR_RECONCILE_H
+ * containers should have, writing only the differences.  Pure C, and no
+ * Lua: the backend is reached through struct reconcile_ops, which
+ * registry/backend.c implements over the backend scripts. */
+#ifndef REGISTRAR_REGISTRY_RECONCILE_H
+#define REGISTRAR_REGISTRY_RECONCILE_H
 
 #include <stdbool.h>
 
 struct loop;
-struct script;
-struct config;
 struct metrics;
-struct cJSON;
 struct reconcile;
 
-struct reconcile *reconcile_new(struct loop *lp, struct script *s, const struct config *c,
-                                struct metrics *m);
+/* One entry a container's naming asks for. */
+struct reconcile_want {
+    const char *key;
+    const char *value;          /* compared with what the registry holds */
+    long payload;               /* the caller's handle on the entry (naming's
+                                   Lua table); kept while the key is wanted,
+                                   then handed to ops->release */
+};
+
+/* One change the backend is to make. */
+struct reconcile_write {
+    const char *key;
+    const char *value;          /* what to write; NULL to delete */
+    const char *had;            /* what the registry holds now, or NULL */
+    long payload;               /* the wanted entry's, for a write */
+};
+
+/* A key and the value the registry holds for it (an audit's answer). */
+struct reconcile_held {
+    const char *key;
+    const char *value;
+};
+
+struct reconcile_ops {
+    /* Make these n changes (n is 1 unless the backend takes batches); the
+     * answer comes back through reconcile_written(r, batch, ...).  Until
+     * then r keeps the keys busy.  The arrays live during the call only. */
+    void (*write)(void *arg, const struct reconcile_write *w, int n, unsigned long batch);
+    void (*release)(void *arg, long payload);
+    void *arg;
+};
+
+struct reconcile_settings {
+    long interval_ms;           /* retries back off up to this */
+    int concurrency;            /* writes under way at once, one key each */
+};
+
+/* Payloads still held when r is freed are not released: they go with the
+ * Lua state. */
+struct reconcile *reconcile_new(struct loop *lp, const struct reconcile_settings *settings,
+                                const struct reconcile_ops *ops, struct metrics *m);
 void reconcile_free(struct reconcile *r);
 
-/* Opens the backend (retrying while the registry is down), then audits. */
-void reconcile_start(struct reconcile *r);
+/* The backend is open.  batches: it takes many changes in one write
+ * (apply); else one key per write.  audits: it can say what it holds for
+ * this host; without that nothing is known to prune. */
+void reconcile_backend_ready(struct reconcile *r, bool batches, bool audits);
 
-/* From the Docker watcher. */
-void reconcile_container(struct reconcile *r, const char *id, const struct cJSON *container);
+/* Container id now names these n entries (none: it stopped, or names
+ * nothing).  The payloads are r's from here on. */
+void reconcile_container(struct reconcile *r, const char *id, const struct reconcile_want *w, int n);
+/* Naming of container id failed: its keys stay as they are, and keys no
+ * container names are not pruned while it fails (it may be their owner). */
+void reconcile_naming_failed(struct reconcile *r, const char *id);
+/* Docker was listed.  complete: every running container was read, so
+ * keys no container names may be pruned from now on. */
 void reconcile_listed(struct reconcile *r, bool complete);
 
-/* The interval: audit what the registry holds for this host; ttl refresh. */
-void reconcile_tick(struct reconcile *r);
+/* An audit: a mark before asking the backend, then its answer, which
+ * counts only for keys nobody changed since the mark. */
+unsigned long long reconcile_audit_begin(struct reconcile *r);
+void reconcile_audited(struct reconcile *r, unsigned long long mark, const struct reconcile_held *held, int n);
 
-/* Writes under way (shutdown waits a moment for them). */
+/* The answer to a write.  A failure changes nothing r knows of the
+ * registry: the keys are retried with backoff, capped at the interval. */
+void reconcile_written(struct reconcile *r, unsigned long batch, bool ok);
+
+/* What the registry held may be gone (ttl mode: a lost lease, or no way
+ * to refresh): every wanted key is written again. */
+void reconcile_rewrite_all(struct reconcile *r);
+
+/* Calls fn for each key the registry holds as it is wanted (ttl refresh). */
+void reconcile_each_held(struct reconcile *r, void (*fn)(void *arg, const char *key, long payload), void *arg);
+
+/* Keys whose last write failed; writes under way. */
+int reconcile_failing(const struct reconcile *r);
 int reconcile_busy(const struct reconcile *r);
 
 #endif

@@ -8,6 +8,7 @@
 
 #include "check.h"
 #include "core/config.h"
+#include "lua/naming.h"
 #include "lua/script.h"
 #include "lua/task.h"
 
@@ -82,12 +83,12 @@ static cJSON *container(const char *mode)
 static int services(struct script *s, const char *mode, char *err, size_t len)
 {
     cJSON *c = container(mode);
-    struct script_entry *e;
+    struct naming_entry *e;
     int n, rc;
     err[0] = '\0';
-    rc = script_services(s, c, &e, &n, err, len);
+    rc = naming_entries(s, c, &e, &n, err, len);
     if (rc == 0)
-        script_entries_free(s, e, n);
+        naming_entries_free(s, e, n);
     cJSON_Delete(c);
     return rc < 0 ? -1 : n;
 }
@@ -184,7 +185,7 @@ static void on_done(struct task *t, bool ok, lua_State *co, int nres, const char
 static void test_task_budget(struct script *s)
 {
     struct outcome o = { 0 };
-    struct task *t = task_new(s, on_done, &o);
+    struct task *t = task_new(script_state(s), script_limits(s), on_done, &o);
     lua_State *co = task_thread(t);
 
     CHECK(luaL_loadstring(co, "local n = 0\nwhile true do n = n + 1 end") == LUA_OK);
@@ -195,7 +196,7 @@ static void test_task_budget(struct script *s)
     CHECK(task_count() == 0);
 
     memset(&o, 0, sizeof o);
-    t = task_new(s, on_done, &o);
+    t = task_new(script_state(s), script_limits(s), on_done, &o);
     co = task_thread(t);
     luaL_loadstring(co, "return 1 + 1");
     task_start(t, 0);

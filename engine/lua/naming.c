@@ -1,0 +1,137 @@
+/* naming.c: runs the naming pipeline (scripts/registrar/pipeline.lua)
+ * for one container and copies out what it names: for each service its
+ * key, value, compare text and name, and a reference to its Lua entry
+ * table for the backend calls that follow. */
+#include "lua/naming.h"
+
+#include <cjson/cJSON.h>
+#include <lauxlib.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lua/registrar_json.h"
+#include "lua/script.h"
+
+void naming_entries_free(struct script *s, struct naming_entry *e, int n)
+{
+    for (int i = 0; i < n; i++) {
+        free(e[i].key);
+        free(e[i].value);
+        free(e[i].compare);
+        free(e[i].name);
+        if (s != NULL && e[i].ref > 0)
+            script_unref(s, e[i].ref);
+    }
+    free(e);
+}
+
+/* A naming run's entries, owned by a userdata until they are complete, so
+ * a Lua error half-way (out of memory) cannot leak them. */
+struct entries_box {
+    struct script *s;
+    struct naming_entry *e;
+    int n;
+};
+
+static int entries_box_gc(lua_State *L)
+{
+    struct entries_box *box = lua_touserdata(L, 1);
+    naming_entries_free(box->s, box->e, box->n);
+    box->e = NULL;
+    box->n = 0;
+    return 0;
+}
+
+static struct entries_box *entries_box_push(lua_State *L, struct script *s)
+{
+    struct entries_box *box = lua_newuserdatauv(L, sizeof *box, 0);
+    box->s = s;
+    box->e = NULL;
+    box->n = 0;
+    if (luaL_newmetatable(L, "registrar.entries")) {
+        lua_pushcfunction(L, entries_box_gc);
+        lua_setfield(L, -2, "__gc");
+    }
+    lua_setmetatable(L, -2);
+    return box;
+}
+
+static char *copy_or_raise(lua_State *L, const char *text)
+{
+    char *copy = strdup(text);
+    if (copy == NULL)
+        luaL_error(L, "out of memory");
+    return copy;
+}
+
+/* The pipeline has already checked types; this copies key and value out
+ * of the list on top of the stack. */
+static void collect_entries(lua_State *L, struct entries_box *box)
+{
+    int count = (int)lua_rawlen(L, -1);
+
+    box->e = calloc((size_t)(count ? count : 1), sizeof *box->e);
+    if (box->e == NULL)
+        luaL_error(L, "out of memory");
+    for (int i = 0; i < count; i++) {
+        struct naming_entry *e = &box->e[i];
+        e->ref = 0;
+        box->n = i + 1;
+        lua_rawgeti(L, -1, i + 1);
+        lua_getfield(L, -1, "key");
+        lua_getfield(L, -2, "value");
+        lua_getfield(L, -3, "service");
+        lua_getfield(L, -1, "name");
+        lua_getfield(L, -5, "compare");
+        e->key = copy_or_raise(L, lua_tostring(L, -5));
+        e->value = copy_or_raise(L, lua_tostring(L, -4));
+        if (lua_type(L, -2) == LUA_TSTRING)
+            e->name = copy_or_raise(L, lua_tostring(L, -2));
+        e->compare = copy_or_raise(L, lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : e->value);
+        lua_pop(L, 5);
+        e->ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    }
+}
+
+struct naming_run {
+    struct script *s;
+    const cJSON *container;
+    struct naming_entry *e;
+    int n;
+};
+
+/* Everything that touches the Lua state runs here, under lua_pcall: a
+ * container pushed into a state at its memory limit raises, and that must
+ * cost this container, not the daemon. */
+static int run_naming(lua_State *L)
+{
+    struct naming_run *run = lua_touserdata(L, 1);
+    struct entries_box *box = entries_box_push(L, run->s);
+
+    lua_rawgeti(L, LUA_REGISTRYINDEX, script_pipeline(run->s));
+    lua_json_push(L, run->container);
+    lua_call(L, 1, 1);
+    collect_entries(L, box);
+    run->e = box->e;
+    run->n = box->n;
+    box->e = NULL;
+    box->n = 0;
+    return 0;
+}
+
+int naming_entries(struct script *s, const cJSON *container,
+                    struct naming_entry **out, int *n, char *err, size_t errlen)
+{
+    struct naming_run run = { s, container, NULL, 0 };
+    *out = NULL;
+    *n = 0;
+    lua_pushcfunction(script_state(s), run_naming);
+    lua_pushlightuserdata(script_state(s), &run);
+    if (script_call(s, 1, 0, err, errlen) < 0) {
+        naming_entries_free(s, run.e, run.n);   /* a run over its time */
+        return -1;
+    }
+    *out = run.e;
+    *n = run.n;
+    return 0;
+}

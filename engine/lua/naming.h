@@ -1,0 +1,29 @@
+/* naming.h: a container through the naming hooks: what it should have
+ * registered. */
+#ifndef REGISTRAR_LUA_NAMING_H
+#define REGISTRAR_LUA_NAMING_H
+
+#include <stddef.h>
+
+struct cJSON;
+struct script;
+
+/* One service entry computed by naming. */
+struct naming_entry {
+    char *key;
+    char *value;                /* the bytes the registry should hold */
+    char *compare;              /* what is compared with advertised(): the
+                                   backend's compare(entry), else value */
+    char *name;                 /* the service's name, NULL if it has none */
+    int ref;                    /* Lua registry ref of the entry table; a
+                                   caller that keeps it sets it to 0 */
+};
+
+/* Runs the naming pipeline on a container (a cJSON in the scripts' shape).
+ * On success *out holds *n entries (free with naming_entries_free); -1
+ * with "file:line: message" in err when a hook failed. */
+int naming_entries(struct script *s, const struct cJSON *container,
+                   struct naming_entry **out, int *n, char *err, size_t errlen);
+void naming_entries_free(struct script *s, struct naming_entry *e, int n);
+
+#endif

@@ -1,0 +1,536 @@
+/* backend.c: the backend adapter (see backend.h).
+ *
+ * A call is a task whose coroutine runs run_call(): it pushes the hook and
+ * its arguments, calls it (yieldable: the hook may wait on HTTP), and
+ * finish_call() turns what it returned into C data, still inside the
+ * coroutine, so a Lua error anywhere (a full state, a table json cannot
+ * encode) fails that call and nothing else.  on_call_done() is the one
+ * place results arrive; the registry's trouble is logged there, once when
+ * it starts and once when no entry is failing any more. */
+#include "registry/backend.h"
+
+#include <lauxlib.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/backoff.h"
+#include "core/config.h"
+#include "core/log.h"
+#include "core/loop.h"
+#include "core/metrics.h"
+#include "lua/modules.h"
+#include "lua/registrar_json.h"
+#include "lua/script.h"
+#include "lua/task.h"
+
+#define RETRY_FIRST_MS 250L
+
+enum call_kind { CALL_OPEN, CALL_AUDIT, CALL_REFRESH, CALL_WRITE };
+
+static const char *const call_names[] = { "open", "advertised", "refresh", "write" };
+
+/* An entry a call hands to the hook: naming's entry table (a write, a
+ * refresh) or {key, value} (a delete). */
+struct item {
+    char *key;
+    char *had;
+    long payload;               /* 0 for a delete */
+};
+
+struct call {
+    struct backend *b;
+    enum call_kind kind;
+    unsigned long batch;        /* CALL_WRITE */
+    unsigned long long mark;    /* CALL_AUDIT */
+    int n;
+    struct item *items;
+    /* filled in the coroutine */
+    struct reconcile_held *held;
+    int nheld;
+    char fail[512];             /* the hook's own nil, message */
+};
+
+struct backend {
+    struct loop *lp;
+    struct script *s;
+    const struct config *c;
+    struct metrics *m;
+    struct reconcile *r;
+    int handle_ref;             /* what open() returned */
+    bool open, opening, auditing, audited;
+    bool has_apply, has_advertised, has_refresh;
+    bool call_failing;          /* the last open, audit or refresh failed */
+    int inflight;
+    struct backoff reopen;
+    long long open_timer;
+    struct log_trouble down;
+};
+
+static void open_backend(struct backend *b);
+static void audit(struct backend *b);
+
+/* ---- calls ------------------------------------------------------------- */
+
+static void call_free(struct call *c)
+{
+    for (int i = 0; i < c->n; i++) {
+        free(c->items[i].key);
+        free(c->items[i].had);
+    }
+    for (int i = 0; i < c->nheld; i++) {
+        free((char *)c->held[i].key);
+        free((char *)c->held[i].value);
+    }
+    free(c->items);
+    free(c->held);
+    free(c);
+}
+
+static struct call *call_new(struct backend *b, enum call_kind kind, int n)
+{
+    struct call *c = calloc(1, sizeof *c);
+    if (c == NULL || (n > 0 && (c->items = calloc((size_t)n, sizeof *c->items)) == NULL)) {
+        free(c);
+        return NULL;
+    }
+    c->b = b;
+    c->kind = kind;
+    return c;
+}
+
+/* Pushes the table a hook gets for one item. */
+static void push_item(lua_State *co, const struct backend *b, const struct item *it)
+{
+    if (it->payload != 0) {
+        lua_rawgeti(co, LUA_REGISTRYINDEX, (lua_Integer)it->payload);
+        if (b->c->mode == MODE_TTL) {
+            lua_pushinteger(co, (b->c->ttl_ms + 999) / 1000);
+            lua_setfield(co, -2, "ttl");
+        }
+        return;
+    }
+    lua_createtable(co, 0, 2);
+    lua_pushstring(co, it->key);
+    lua_setfield(co, -2, "key");
+    lua_pushstring(co, it->had);
+    lua_setfield(co, -2, "value");
+}
+
+static void push_items(lua_State *co, const struct call *c, bool puts)
+{
+    int k = 0;
+    lua_newtable(co);
+    for (int i = 0; i < c->n; i++) {
+        if ((c->items[i].payload != 0) != puts)
+            continue;
+        push_item(co, c->b, &c->items[i]);
+        lua_rawseti(co, -2, ++k);
+    }
+}
+
+/* handle.<method> and the handle. */
+static void push_method(lua_State *co, const struct backend *b, const char *method)
+{
+    lua_rawgeti(co, LUA_REGISTRYINDEX, b->handle_ref);
+    lua_getfield(co, -1, method);
+    lua_insert(co, -2);
+}
+
+/* Pushes the hook and its arguments; returns how many arguments. */
+static int push_call(lua_State *co, struct call *c)
+{
+    struct backend *b = c->b;
+    switch (c->kind) {
+    case CALL_OPEN:             /* open(uri, config): the config with its secrets */
+        lua_rawgeti(co, LUA_REGISTRYINDEX, script_backend_module(b->s));
+        lua_getfield(co, -1, "open");
+        lua_remove(co, -2);
+        lua_pushstring(co, b->c->backend);
+        lua_registrar_push_config(co, b->c, true);
+        return 2;
+    case CALL_AUDIT:
+        push_method(co, b, "advertised");
+        return 1;
+    case CALL_REFRESH:
+        push_method(co, b, "refresh");
+        push_items(co, c, true);
+        return 2;
+    case CALL_WRITE:
+        if (b->has_apply) {
+            push_method(co, b, "apply");
+            push_items(co, c, true);
+            push_items(co, c, false);
+            return 3;
+        }
+        push_method(co, b, c->items[0].payload != 0 ? "register" : "deregister");
+        push_item(co, b, &c->items[0]);
+        return 2;
+    }
+    return 0;
+}
+
+static char *copy_or_raise(lua_State *co, const char *text)
+{
+    char *copy = strdup(text);
+    if (copy == NULL)
+        luaL_error(co, "out of memory");
+    return copy;
+}
+
+/* advertised()'s {key = value}: a table value stands for its JSON text (a
+ * backend may hand back the decoded document). */
+static void read_held(lua_State *co, struct call *c, int idx)
+{
+    int cap = 0;
+    lua_pushnil(co);
+    while (lua_next(co, idx)) {
+        struct reconcile_held *h;
+        if (lua_type(co, -2) != LUA_TSTRING) {
+            lua_pop(co, 1);
+            continue;
+        }
+        if (lua_type(co, -1) == LUA_TTABLE) {
+            lua_json_encode(co, -1);
+            lua_remove(co, -2);
+        }
+        if (c->nheld == cap) {
+            struct reconcile_held *grown = realloc(c->held, (size_t)(cap ? cap * 2 : 64) * sizeof *grown);
+            if (grown == NULL)
+                luaL_error(co, "out of memory");
+            c->held = grown;
+            cap = cap ? cap * 2 : 64;
+        }
+        h = &c->held[c->nheld];
+        h->key = copy_or_raise(co, lua_tostring(co, -2));
+        h->value = NULL;
+        c->nheld++;
+        h->value = copy_or_raise(co, lua_isstring(co, -1) ? lua_tostring(co, -1) : "");
+        lua_pop(co, 1);
+    }
+}
+
+static bool handle_has(lua_State *co, int idx, const char *method)
+{
+    bool has;
+    lua_getfield(co, idx, method);
+    has = lua_isfunction(co, -1);
+    lua_pop(co, 1);
+    return has;
+}
+
+/* What the hook returned (the whole stack), as C data in c.  Success is
+ * "nothing, or something true"; nil/false and a message is a failure the
+ * registry reported. */
+static int finish_call(lua_State *co, int status, lua_KContext ctx)
+{
+    struct call *c = (struct call *)ctx;
+    struct backend *b = c->b;
+    int nres = lua_gettop(co);
+    (void)status;
+
+    if (nres > 0 && !lua_toboolean(co, 1)) {
+        snprintf(c->fail, sizeof c->fail, "%s",
+                 nres >= 2 && lua_isstring(co, 2) ? lua_tostring(co, 2) : "failed without a reason");
+        return 0;
+    }
+    if (c->kind == CALL_OPEN) {
+        if (nres < 1 || !lua_istable(co, 1))
+            return luaL_error(co, "open() did not return a backend table");
+        b->has_apply = handle_has(co, 1, "apply");
+        b->has_advertised = handle_has(co, 1, "advertised");
+        b->has_refresh = handle_has(co, 1, "refresh");
+        if (!b->has_apply && !(handle_has(co, 1, "register") && handle_has(co, 1, "deregister")))
+            return luaL_error(co, "the backend has neither apply() nor register() and deregister(): "
+                                  "nothing can be written");
+        lua_settop(co, 1);
+        luaL_unref(co, LUA_REGISTRYINDEX, b->handle_ref);
+        b->handle_ref = luaL_ref(co, LUA_REGISTRYINDEX);
+    } else if (c->kind == CALL_AUDIT) {
+        if (nres < 1 || !lua_istable(co, 1))
+            return luaL_error(co, "advertised() did not return a table of key = value");
+        read_held(co, c, 1);
+    }
+    return 0;
+}
+
+static int run_call(lua_State *co)
+{
+    struct call *c = lua_touserdata(co, 1);
+    int nargs;
+    lua_settop(co, 0);
+    nargs = push_call(co, c);
+    lua_callk(co, nargs, LUA_MULTRET, (lua_KContext)c, finish_call);
+    return finish_call(co, LUA_OK, (lua_KContext)c);
+}
+
+static void on_call_done(struct task *t, bool ok, lua_State *co, int nres, const char *err, void *arg);
+
+/* Starts c as a task; false (c freed) when that cannot be done. */
+static bool start_call(struct backend *b, struct call *c)
+{
+    struct task *t = task_new(script_state(b->s), script_limits(b->s), on_call_done, c);
+    if (t == NULL) {
+        call_free(c);
+        return false;
+    }
+    lua_pushcfunction(task_thread(t), run_call);
+    lua_pushlightuserdata(task_thread(t), c);
+    b->inflight++;
+    task_start(t, 1);
+    return true;
+}
+
+/* ---- the registry's trouble ------------------------------------------------ */
+
+static void registry_failed(struct backend *b, enum call_kind kind, const char *why)
+{
+    metrics_count(b->m, "backend.failures", 1);
+    if (!log_trouble_begin(&b->down, loop_now_ms(),
+                           "registry %s: %s failed: %s; keeping the desired state and retrying",
+                           b->c->backend_shown, call_names[kind], why))
+        log_debug("registry still failing: %s: %s", call_names[kind], why);
+}
+
+/* Trouble ends when no entry's last write failed any more: a write that
+ * succeeds meanwhile (a registry that refuses one key but takes the
+ * others) ends nothing, so a lasting fault is one line, not one per retry. */
+static void registry_ok(struct backend *b)
+{
+    if (reconcile_failing(b->r) == 0 && !b->call_failing)
+        log_trouble_end(&b->down, loop_now_ms(), "the registry");
+}
+
+/* ---- what each call's answer means ------------------------------------------- */
+
+static long on_reopen(struct loop *lp, void *arg)
+{
+    struct backend *b = arg;
+    (void)lp;
+    b->open_timer = 0;
+    open_backend(b);
+    return LOOP_NOMORE;
+}
+
+static void opened(struct backend *b, const char *fail)
+{
+    b->opening = false;
+    b->call_failing = fail != NULL;
+    if (fail != NULL) {
+        registry_failed(b, CALL_OPEN, fail);
+        b->open_timer = loop_timer_add(b->lp, backoff_next(&b->reopen), on_reopen, b);
+        return;
+    }
+    if (!b->has_advertised)
+        log_warn("backend for %s has no advertised(): entries left by an earlier run cannot be pruned",
+                 b->c->backend_shown);
+    b->open = true;
+    backoff_reset(&b->reopen);
+    registry_ok(b);
+    reconcile_backend_ready(b->r, b->has_apply, b->has_advertised);
+    audit(b);
+}
+
+static void audited(struct backend *b, struct call *c, const char *fail)
+{
+    b->auditing = false;
+    b->call_failing = fail != NULL;
+    if (fail != NULL) {
+        registry_failed(b, CALL_AUDIT, fail);
+        return;                 /* the next interval asks again */
+    }
+    registry_ok(b);
+    if (!b->audited)
+        log_info("registry %s: this host has %d entries there", b->c->backend_shown, c->nheld);
+    b->audited = true;
+    reconcile_audited(b->r, c->mark, c->held, c->nheld);
+}
+
+static void refreshed(struct backend *b, const char *fail)
+{
+    b->call_failing = fail != NULL;
+    if (fail != NULL) {
+        registry_failed(b, CALL_REFRESH, fail);
+        reconcile_rewrite_all(b->r);    /* whatever it held may be gone */
+        return;
+    }
+    registry_ok(b);
+}
+
+static void written(struct backend *b, struct call *c, const char *fail)
+{
+    reconcile_written(b->r, c->batch, fail == NULL);
+    if (fail != NULL)
+        registry_failed(b, CALL_WRITE, fail);
+    else
+        registry_ok(b);
+}
+
+/* The one done path. */
+static void on_call_done(struct task *t, bool ok, lua_State *co, int nres, const char *err, void *arg)
+{
+    struct call *c = arg;
+    struct backend *b = c->b;
+    const char *fail = !ok ? err : c->fail[0] ? c->fail : NULL;
+    (void)t;
+    (void)co;
+    (void)nres;
+
+    b->inflight--;
+    if (b->r != NULL) {         /* NULL: the backend is being freed */
+        switch (c->kind) {
+        case CALL_OPEN: opened(b, fail); break;
+        case CALL_AUDIT: audited(b, c, fail); break;
+        case CALL_REFRESH: refreshed(b, fail); break;
+        case CALL_WRITE: written(b, c, fail); break;
+        }
+    }
+    call_free(c);
+}
+
+/* ---- starting calls ------------------------------------------------------------ */
+
+static void open_backend(struct backend *b)
+{
+    struct call *c = call_new(b, CALL_OPEN, 0);
+    b->opening = true;
+    if (c == NULL || !start_call(b, c)) {
+        b->opening = false;
+        b->open_timer = loop_timer_add(b->lp, backoff_next(&b->reopen), on_reopen, b);
+    }
+}
+
+static void audit(struct backend *b)
+{
+    struct call *c;
+    if (!b->open || b->auditing || !b->has_advertised)
+        return;
+    c = call_new(b, CALL_AUDIT, 0);
+    if (c == NULL)
+        return;
+    c->mark = reconcile_audit_begin(b->r);
+    b->auditing = true;
+    if (!start_call(b, c))
+        b->auditing = false;
+}
+
+static bool copy_item(struct item *it, const char *key, const char *had, long payload)
+{
+    it->key = strdup(key);
+    it->had = had ? strdup(had) : NULL;
+    it->payload = payload;
+    return it->key != NULL && (had == NULL || it->had != NULL);
+}
+
+/* reconcile_ops.write */
+static void write_changes(void *arg, const struct reconcile_write *w, int n, unsigned long batch)
+{
+    struct backend *b = arg;
+    struct call *c = call_new(b, CALL_WRITE, n);
+    bool copied = c != NULL;
+
+    for (int i = 0; copied && i < n; i++) {
+        copied = copy_item(&c->items[i], w[i].key, w[i].had, w[i].value ? w[i].payload : 0);
+        c->n = i + 1;
+    }
+    if (copied) {
+        c->batch = batch;
+        if (start_call(b, c))
+            return;
+    } else if (c != NULL) {
+        call_free(c);
+    }
+    reconcile_written(b->r, batch, false);     /* out of memory: retried */
+}
+
+static void release_entry(void *arg, long payload)
+{
+    struct backend *b = arg;
+    script_unref(b->s, (int)payload);
+}
+
+struct reconcile_ops backend_ops(struct backend *b)
+{
+    struct reconcile_ops ops = { write_changes, release_entry, b };
+    return ops;
+}
+
+struct refresh_list {
+    struct call *c;
+    bool copied;
+};
+
+static void add_held(void *arg, const char *key, long payload)
+{
+    struct refresh_list *l = arg;
+    struct item *grown = realloc(l->c->items, (size_t)(l->c->n + 1) * sizeof *grown);
+    if (grown == NULL) {
+        l->copied = false;
+        return;
+    }
+    l->c->items = grown;
+    memset(&grown[l->c->n], 0, sizeof *grown);
+    l->copied = copy_item(&grown[l->c->n++], key, NULL, payload) && l->copied;
+}
+
+/* ttl mode: the backend's refresh(entries) when it has one (one keepalive
+ * for etcd v3), else every entry is written again with its ttl. */
+static void refresh(struct backend *b)
+{
+    struct refresh_list l = { NULL, true };
+    if (!b->has_refresh) {
+        reconcile_rewrite_all(b->r);
+        return;
+    }
+    l.c = call_new(b, CALL_REFRESH, 0);
+    if (l.c == NULL)
+        return;
+    reconcile_each_held(b->r, add_held, &l);
+    if (!l.copied)
+        call_free(l.c);
+    else
+        start_call(b, l.c);
+}
+
+void backend_tick(struct backend *b)
+{
+    long long started = loop_now_ms();
+    if (!b->open)
+        return;
+    if (b->c->mode == MODE_TTL && b->audited)
+        refresh(b);
+    audit(b);
+    metrics_timing(b->m, "processing.ms", (double)(loop_now_ms() - started));
+}
+
+void backend_start(struct backend *b, struct reconcile *r)
+{
+    b->r = r;
+    open_backend(b);
+}
+
+/* ---- life cycle ------------------------------------------------------------------ */
+
+struct backend *backend_new(struct loop *lp, struct script *s, const struct config *c, struct metrics *m)
+{
+    struct backend *b = calloc(1, sizeof *b);
+    if (b == NULL)
+        return NULL;
+    b->lp = lp;
+    b->s = s;
+    b->c = c;
+    b->m = m;
+    b->handle_ref = LUA_NOREF;
+    backoff_init(&b->reopen, RETRY_FIRST_MS, c->interval_ms);
+    return b;
+}
+
+void backend_free(struct backend *b)
+{
+    if (b == NULL)
+        return;
+    b->r = NULL;                /* the callbacks below only free their calls */
+    task_cancel_all(script_state(b->s));
+    loop_timer_cancel(b->lp, b->open_timer);
+    free(b);
+}
