@@ -13,6 +13,7 @@
 
 #include <arpa/inet.h>
 #include <cjson/cJSON.h>
+#include <ctype.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -338,4 +339,16 @@ cJSON *container_from_json(const char *json, size_t len, struct container_notes 
     c = container_from_inspect(inspect, NULL, notes, err, errlen);
     cJSON_Delete(inspect);
     return c;
+}
+
+/* Ids go into URLs and the log: letters, digits, '_', '.', '-' only. */
+bool container_id_valid(const char *id)
+{
+    size_t n = strlen(id);
+    if (n == 0 || n > 128)
+        return false;
+    for (; *id; id++)
+        if (!isalnum((unsigned char)*id) && *id != '_' && *id != '.' && *id != '-')
+            return false;
+    return true;
 }

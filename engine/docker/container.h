@@ -3,6 +3,7 @@
 #ifndef REGISTRAR_CONTAINER_H
 #define REGISTRAR_CONTAINER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 struct cJSON;
@@ -29,6 +30,9 @@ struct cJSON *container_from_inspect(const struct cJSON *inspect, const struct c
 /* Parses raw inspect JSON; the same, for callers holding bytes. */
 struct cJSON *container_from_json(const char *json, size_t len, struct container_notes *notes,
                                   char *err, size_t errlen);
+
+/* Ids go into URLs and the log: letters, digits, '_', '.', '-' only. */
+bool container_id_valid(const char *id);
 
 /* "env X is 70000 bytes (and 2 more)": the notes as one phrase, or "". */
 const char *container_notes_text(const struct container_notes *notes, char *buf, size_t len);

@@ -1,7 +1,8 @@
-/* docker.h: requests to the Docker Engine API (or Podman's compatible
- * one): where it is, how to reach it, and which API version to speak. */
-#ifndef REGISTRAR_DOCKER_H
-#define REGISTRAR_DOCKER_H
+/* session.h: the connection to the Docker Engine API (or Podman's
+ * compatible one): where it is, which API version to speak, the event
+ * stream cut into events, and reconnecting after an outage. */
+#ifndef REGISTRAR_DOCKER_SESSION_H
+#define REGISTRAR_DOCKER_SESSION_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -11,39 +12,48 @@
 #define DOCKER_API_MIN "1.24"
 #define DOCKER_API_MAX "1.43"
 
-struct config;
-
-struct docker {
-    struct http *http;
-    char *socket;               /* unix socket path, or NULL for TCP */
-    char *base_url;             /* "http://docker", "https://host:2376" */
-    char *where;                /* as the user wrote it, for messages */
-    struct http_tls tls;
-    bool use_tls;
-    char version[16];           /* negotiated, "1.41"; empty until then */
-    long requests;              /* sent since start */
-};
-
-int docker_init(struct docker *d, struct http *h, const struct config *c, char *err, size_t errlen);
-void docker_free(struct docker *d);
-
-/* GET /version: answer handed to done; docker_negotiate then reads it. */
-struct http_transfer *docker_get_version(struct docker *d, http_done_fn *done, void *arg);
-/* Picks min(daemon's ApiVersion, DOCKER_API_MAX); -1 with err if unusable. */
-int docker_negotiate(struct docker *d, const struct http_response *res, char *err, size_t errlen);
-
 /* Answers past these sizes are refused: a Docker API (or something that
  * pretends to be one) may send anything.  A container's inspect is tens
  * of KiB; a listing of 10 000 containers about 20 MiB. */
 #define DOCKER_MAX_INSPECT (8L << 20)
 #define DOCKER_MAX_LIST (256L << 20)
 
-/* GET /v<version><path> (path starts with '/'). */
-struct http_transfer *docker_get(struct docker *d, const char *path, size_t max_body,
-                                 http_done_fn *done, void *arg);
+struct config;
+struct cJSON;
+struct loop;
+struct metrics;
+struct docker_session;
 
-/* The events stream for containers and network (dis)connects. */
-struct http_transfer *docker_events(struct docker *d, http_head_fn *on_head, http_data_fn *on_data,
-                                    http_done_fn *done, void *arg);
+struct docker_session_events {
+    /* Connected and subscribed to events: list now.  After every
+     * reconnect too. */
+    void (*ready)(void *arg);
+    /* One event, as Docker sent it. */
+    void (*event)(void *arg, const struct cJSON *event);
+    /* Events may have been lost (an outage, an unreadable event): the
+     * next listing must not trust what events told. */
+    void (*lost)(void *arg);
+    void *arg;
+};
+
+struct docker_session *docker_session_new(struct loop *lp, const struct config *c, struct metrics *m,
+                                          const struct docker_session_events *ev, char *err, size_t errlen);
+void docker_session_start(struct docker_session *s);
+void docker_session_free(struct docker_session *s);
+
+/* GET /containers/json, GET /containers/<id>/json, with the negotiated
+ * API version; id must already be checked. */
+struct http_transfer *docker_session_list(struct docker_session *s, http_done_fn *done, void *arg);
+struct http_transfer *docker_session_inspect(struct docker_session *s, const char *id, http_done_fn *done,
+                                             void *arg);
+
+/* Docker cannot be reached (why, for the log): reconnect with backoff. */
+void docker_session_failed(struct docker_session *s, const char *why);
+/* The first listing after connecting is complete: Docker is back. */
+void docker_session_listed(struct docker_session *s);
+
+bool docker_session_usable(const struct docker_session *s);   /* listing, or up */
+bool docker_session_up(const struct docker_session *s);
+bool docker_session_down(const struct docker_session *s);
 
 #endif

@@ -1,25 +1,21 @@
-/* watch.c: the container table.
+/* watch.c: the container table: which containers run, and what changed.
  *
- * Start-up and every reconnect: GET /version, subscribe to /events, and
- * once the subscription is answered, list.  Listing after subscribing
- * means nothing that happens in between is missed.  A listing inspects
- * only containers that are new or whose listed fields changed, so a quiet
- * host costs one request per interval.  Each event re-inspects its one
- * container; inspections of one container never overlap (a second event
- * marks it to be inspected again).
+ * The session (session.c) keeps the connection; this file decides what to
+ * read.  A listing inspects only containers that are new or whose listed
+ * fields changed, so a quiet host costs one request per interval.  Each
+ * event re-inspects its one container; inspections of one container never
+ * overlap (a second event marks it to be inspected again).
  *
  * Docker being unreachable is never a reason to drop a container: the
  * table stays as it is until Docker answers again. */
 #include "docker/watch.h"
 
 #include <cjson/cJSON.h>
-#include <ctype.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/config.h"
 #include "core/http.h"
 #include "core/json.h"
 #include "core/log.h"
@@ -27,14 +23,10 @@
 #include "core/map.h"
 #include "core/metrics.h"
 #include "docker/container.h"
+#include "docker/event.h"
+#include "docker/fingerprint.h"
 #include "docker/session.h"
 
-#define BACKOFF_MIN_MS 200L
-#define BACKOFF_MAX_MS 5000L
-#define MAX_EVENT_LINE (1 << 20)
-#define DOCKER_CONNECTIONS 8
-
-enum watch_state { W_DOWN, W_VERSION, W_SUBSCRIBING, W_LISTING, W_UP };
 
 struct known {
     struct watch *w;
@@ -50,21 +42,10 @@ struct known {
 
 struct watch {
     struct loop *lp;
-    struct http *http;
-    struct docker docker;
+    struct docker_session *session;
     struct metrics *metrics;
     struct watch_callbacks cb;
     struct map *known;          /* id -> struct known */
-    enum watch_state state;
-    struct http_transfer *events;
-    char *line;
-    size_t line_len, line_cap;
-    bool line_overflow;
-    long backoff_ms;
-    long long retry_timer;
-    long long list_timer;
-    long long events_timer;     /* buffered event lines wait for it */
-    struct log_trouble down;
     unsigned long long seq;     /* bumped on every table change */
     unsigned long long list_seq;/* seq when the running listing was asked */
     bool list_running;
@@ -73,9 +54,7 @@ struct watch {
     long list_requests;         /* Docker requests this listing made */
 };
 
-static void go_down(struct watch *w, const char *why);
 static void inspect(struct watch *w, struct known *k);
-static bool valid_id(const char *id);
 
 /* ---- the table ---------------------------------------------------------- */
 
@@ -158,62 +137,12 @@ static void forget_event_reads(struct watch *w)
 static void listing_finished(struct watch *w)
 {
     w->list_running = false;
-    if (w->state == W_LISTING) {
-        w->state = W_UP;
-        w->backoff_ms = BACKOFF_MIN_MS;
-        log_trouble_end(&w->down, loop_now_ms(), "Docker");
-    }
+    docker_session_listed(w->session);
     log_debug("resync: %lu containers running, %ld Docker requests%s",
               (unsigned long)map_count(w->known), w->list_requests,
               w->list_incomplete ? ", some inspections failed" : "");
     metrics_gauge(w->metrics, "docker.requests_per_resync", (double)w->list_requests);
     w->cb.listed(w->cb.arg, !w->list_incomplete);
-}
-
-static unsigned long long fnv(const char *s, unsigned long long h)
-{
-    for (; *s; s++) {
-        h ^= (unsigned char)*s;
-        h *= 1099511628211ULL;
-    }
-    return h;
-}
-
-static int compare_json(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-/* Hash of what naming depends on, as /containers/json lists it.  Status
- * text changes every second ("Up 5 minutes"), so only its health part is
- * taken; Ports comes in no fixed order, so it is hashed sorted. */
-static unsigned long long fingerprint(const cJSON *item)
-{
-    static const char *const fields[] = { "Names", "Image", "State", "Labels", "NetworkSettings", NULL };
-    unsigned long long h = 14695981039346656037ULL;
-    const cJSON *ports = cJSON_GetObjectItemCaseSensitive(item, "Ports"), *p;
-    const cJSON *status = cJSON_GetObjectItemCaseSensitive(item, "Status");
-    int n = cJSON_GetArraySize(ports), i = 0;
-    char **texts = n > 0 ? calloc((size_t)n, sizeof *texts) : NULL;
-
-    for (int f = 0; fields[f]; f++) {
-        char *s = cJSON_PrintUnformatted(cJSON_GetObjectItemCaseSensitive(item, fields[f]));
-        h = fnv(s ? s : "-", h);
-        free(s);
-    }
-    if (cJSON_IsString(status) && strchr(status->valuestring, '('))
-        h = fnv(strchr(status->valuestring, '('), h);
-    if (texts != NULL) {
-        cJSON_ArrayForEach(p, ports)
-            texts[i++] = cJSON_PrintUnformatted(p);
-        qsort(texts, (size_t)n, sizeof *texts, compare_json);
-        for (i = 0; i < n; i++) {
-            h = fnv(texts[i] ? texts[i] : "-", h);
-            free(texts[i]);
-        }
-        free(texts);
-    }
-    return h ? h : 1;
 }
 
 /* Containers known before this listing was asked for, and absent from it,
@@ -251,7 +180,7 @@ static bool readable_list(const cJSON *list)
         return false;
     cJSON_ArrayForEach(item, list) {
         const cJSON *id = cJSON_GetObjectItemCaseSensitive(item, "Id");
-        if (!cJSON_IsObject(item) || !cJSON_IsString(id) || !valid_id(id->valuestring))
+        if (!cJSON_IsObject(item) || !cJSON_IsString(id) || !container_id_valid(id->valuestring))
             return false;
     }
     return true;
@@ -280,7 +209,7 @@ static void on_list(struct http_transfer *x, const struct http_response *res, vo
         snprintf(why, sizeof why, "GET /containers/json: %s",
                  res->curl_code ? res->error : "unexpected status");
         w->list_running = false;
-        go_down(w, why);
+        docker_session_failed(w->session, why);
         return;
     }
     list = json_parse(res->body, res->body_len, NULL);
@@ -299,7 +228,7 @@ static void on_list(struct http_transfer *x, const struct http_response *res, vo
         bool current;
         if (!cJSON_IsString(cid) || cid->valuestring[0] == '\0')
             continue;
-        fp = fingerprint(item);
+        fp = fingerprint_listed(item);
         k = known_get(w, cid->valuestring, true);
         if (k == NULL)
             continue;
@@ -320,16 +249,16 @@ static void on_list(struct http_transfer *x, const struct http_response *res, vo
 
 void watch_resync(struct watch *w)
 {
-    if (w->list_running || (w->state != W_UP && w->state != W_LISTING))
+    if (w->list_running || !docker_session_usable(w->session))
         return;
     w->list_running = true;
     w->list_incomplete = false;
     w->list_pending = 0;
     w->list_requests = 1;
     w->list_seq = ++w->seq;
-    if (docker_get(&w->docker, "/containers/json", DOCKER_MAX_LIST, on_list, w) == NULL) {
+    if (docker_session_list(w->session, on_list, w) == NULL) {
         w->list_running = false;
-        go_down(w, "cannot start GET /containers/json");
+        docker_session_failed(w->session, "cannot start GET /containers/json");
     }
 }
 
@@ -473,7 +402,7 @@ static void on_inspect(struct http_transfer *x, const struct http_response *res,
         if (k->listing_wait)
             w->list_incomplete = true;
     }
-    if (k->again && w->state != W_DOWN) {
+    if (k->again && !docker_session_down(w->session)) {
         k->again = false;
         inspect(w, k);
         return;
@@ -488,34 +417,20 @@ static void on_inspect(struct http_transfer *x, const struct http_response *res,
         known_free(map_remove(w->known, k->id));
 }
 
-/* Ids go into URLs and the log: letters, digits, '_', '.', '-' only. */
-static bool valid_id(const char *id)
-{
-    size_t n = strlen(id);
-    if (n == 0 || n > 128)
-        return false;
-    for (; *id; id++)
-        if (!isalnum((unsigned char)*id) && *id != '_' && *id != '.' && *id != '-')
-            return false;
-    return true;
-}
-
 static void inspect(struct watch *w, struct known *k)
 {
-    char path[200];
     if (k->inspecting) {
         k->again = true;
         return;
     }
-    if (!valid_id(k->id)) {
+    if (!container_id_valid(k->id)) {
         log_warn("ignoring a container id that is not an id (%zu bytes)", strlen(k->id));
         return;
     }
-    snprintf(path, sizeof path, "/containers/%s/json", k->id);
     k->inspecting = true;
     if (w->list_running)
         w->list_requests++;
-    if (docker_get(&w->docker, path, DOCKER_MAX_INSPECT, on_inspect, k) == NULL) {
+    if (docker_session_inspect(w->session, k->id, on_inspect, k) == NULL) {
         k->inspecting = false;
         log_error("cannot start an inspect of %.12s", k->id);
     }
@@ -523,229 +438,45 @@ static void inspect(struct watch *w, struct known *k)
 
 /* ---- events ------------------------------------------------------------- */
 
-static bool action_matters(const char *action)
-{
-    static const char *const actions[] = {
-        "start", "die", "stop", "kill", "destroy", "pause", "unpause", "rename",
-        "restart", "update", "connect", "disconnect", "health_status",
-        "died", "remove", "cleanup",   /* Podman's names */
-        NULL,
-    };
-    for (int i = 0; actions[i]; i++) {
-        size_t n = strlen(actions[i]);
-        if (strncmp(action, actions[i], n) == 0 && (action[n] == '\0' || action[n] == ':'))
-            return true;
-    }
-    return false;
-}
-
-static bool is_death(const char *action)
-{
-    return strcmp(action, "die") == 0 || strcmp(action, "died") == 0 ||
-           strcmp(action, "destroy") == 0 || strcmp(action, "remove") == 0;
-}
-
 static void handle_event(struct watch *w, const cJSON *ev)
 {
-    const cJSON *type = cJSON_GetObjectItemCaseSensitive(ev, "Type");
-    const cJSON *action = cJSON_GetObjectItemCaseSensitive(ev, "Action");
-    const cJSON *actor = cJSON_GetObjectItemCaseSensitive(ev, "Actor");
-    const cJSON *id = cJSON_GetObjectItemCaseSensitive(actor, "ID");
+    struct docker_event e = docker_event_read(ev);
     struct known *k;
 
-    if (!cJSON_IsString(action) || !action_matters(action->valuestring))
+    if (e.kind == EVENT_NONE)
         return;
-    /* network events name the network; the container is an attribute */
-    if (cJSON_IsString(type) && strcmp(type->valuestring, "network") == 0)
-        id = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(actor, "Attributes"),
-                                              "container");
-    if (!cJSON_IsString(id) || !valid_id(id->valuestring))
-        return;
-    log_debug("event %s %.12s", action->valuestring, id->valuestring);
+    log_debug("event %s %.12s", e.action, e.id);
     metrics_count(w->metrics, "docker.events", 1);
     /* A death is final for this run of the container: act on it at once.
      * Inspecting first would wait for dockerd's teardown, which is slow. */
-    if (is_death(action->valuestring)) {
-        k = known_get(w, id->valuestring, false);
+    if (e.kind == EVENT_DIED) {
+        k = known_get(w, e.id, false);
         if (k != NULL) {
             k->discard = k->inspecting;
             drop(w, k);
         }
         return;
     }
-    k = known_get(w, id->valuestring, true);
+    k = known_get(w, e.id, true);
     if (k != NULL)
         inspect(w, k);
 }
 
-static void handle_line(struct watch *w, const char *line, size_t len)
+/* ---- what the session tells ---------------------------------------------- */
+
+static void on_ready(void *arg)
 {
-    cJSON *ev;
-    while (len > 0 && (line[len - 1] == '\r' || line[len - 1] == ' ' || line[len - 1] == '\t'))
-        len--;
-    if (len == 0)
-        return;
-    ev = json_parse(line, len, NULL);
-    if (ev == NULL) {
-        log_warn("Docker sent an event that is not JSON (%zu bytes); ignored", len);
-        forget_event_reads(w);  /* the next listing checks every container */
-        return;
-    }
-    handle_event(w, ev);
-    cJSON_Delete(ev);
+    watch_resync(arg);
 }
 
-/* Handles every complete line in the buffer, keeping a partial last one.
- * A line longer than MAX_EVENT_LINE is dropped, not buffered forever. */
-static long handle_buffered_events(struct loop *lp, void *arg)
+static void on_event(void *arg, const cJSON *ev)
 {
-    struct watch *w = arg;
-    size_t start = 0;
-    (void)lp;
-    w->events_timer = 0;
-    for (size_t i = 0; i < w->line_len; i++) {
-        if (w->line[i] != '\n')
-            continue;
-        if (!w->line_overflow)
-            handle_line(w, w->line + start, i - start);
-        w->line_overflow = false;
-        start = i + 1;
-    }
-    if (start > 0) {
-        memmove(w->line, w->line + start, w->line_len - start);
-        w->line_len -= start;
-    }
-    if (w->line_len > MAX_EVENT_LINE) {
-        log_warn("Docker sent an event longer than %d bytes; ignored", MAX_EVENT_LINE);
-        forget_event_reads(w);
-        w->line_overflow = true;
-        w->line_len = 0;
-    }
-    return LOOP_NOMORE;
+    handle_event(arg, ev);
 }
 
-/* Called from inside curl, where no new request may start: the bytes are
- * kept and handled on the next loop pass. */
-static int on_event_data(const char *data, size_t len, void *arg)
+static void on_lost(void *arg)
 {
-    struct watch *w = arg;
-    if (w->line_len + len > w->line_cap) {
-        size_t cap = w->line_cap ? w->line_cap : 4096;
-        char *p;
-        while (cap < w->line_len + len)
-            cap *= 2;
-        p = realloc(w->line, cap);
-        if (p == NULL)
-            return -1;
-        w->line = p;
-        w->line_cap = cap;
-    }
-    memcpy(w->line + w->line_len, data, len);
-    w->line_len += len;
-    if (w->events_timer == 0)
-        w->events_timer = loop_timer_add(w->lp, 0, handle_buffered_events, w);
-    return 0;
-}
-
-static long list_after_subscribing(struct loop *lp, void *arg)
-{
-    struct watch *w = arg;
-    (void)lp;
-    w->list_timer = 0;
-    watch_resync(w);
-    return LOOP_NOMORE;
-}
-
-/* Called from inside curl: the listing starts on the next loop pass. */
-static void on_events_head(long status, void *arg)
-{
-    struct watch *w = arg;
-    if (status != 200 || w->state != W_SUBSCRIBING)
-        return;                 /* the done callback reports the failure */
-    w->state = W_LISTING;
-    w->list_timer = loop_timer_add(w->lp, 0, list_after_subscribing, w);
-}
-
-static void on_events_done(struct http_transfer *x, const struct http_response *res, void *arg)
-{
-    struct watch *w = arg;
-    char why[600];
-    (void)x;
-    w->events = NULL;
-    loop_timer_cancel(w->lp, w->events_timer);
-    w->events_timer = 0;
-    handle_buffered_events(w->lp, w);   /* what arrived before the end still counts */
-    w->line_len = 0;
-    if (res->curl_code != 0)
-        snprintf(why, sizeof why, "event stream: %s", res->error);
-    else if (res->status != 200)
-        snprintf(why, sizeof why, "event stream: status %ld", res->status);
-    else
-        snprintf(why, sizeof why, "event stream ended (daemon restarting?)");
-    go_down(w, why);
-}
-
-/* ---- connection --------------------------------------------------------- */
-
-static void connect_docker(struct watch *w);
-
-static long on_retry(struct loop *lp, void *arg)
-{
-    struct watch *w = arg;
-    (void)lp;
-    w->retry_timer = 0;
-    connect_docker(w);
-    return LOOP_NOMORE;
-}
-
-static void go_down(struct watch *w, const char *why)
-{
-    if (w->state == W_DOWN && w->retry_timer != 0)
-        return;
-    w->state = W_DOWN;
-    forget_event_reads(w);
-    if (w->events != NULL) {
-        http_cancel(w->events);
-        w->events = NULL;
-    }
-    if (!log_trouble_begin(&w->down, loop_now_ms(),
-                           "Docker at %s is unreachable (%s); keeping every registration and retrying",
-                           w->docker.where, why))
-        log_debug("Docker still unreachable: %s; next try in %ld ms", why, w->backoff_ms);
-    metrics_count(w->metrics, "docker.failures", 1);
-    loop_timer_cancel(w->lp, w->retry_timer);
-    w->retry_timer = loop_timer_add(w->lp, w->backoff_ms, on_retry, w);
-    w->backoff_ms = w->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : w->backoff_ms * 2;
-}
-
-static void on_version(struct http_transfer *x, const struct http_response *res, void *arg)
-{
-    struct watch *w = arg;
-    char err[600];
-    (void)x;
-    if (w->state != W_VERSION)
-        return;
-    if (res->curl_code != 0) {
-        snprintf(err, sizeof err, "%s", res->error);
-        go_down(w, err);
-        return;
-    }
-    if (docker_negotiate(&w->docker, res, err, sizeof err) < 0) {
-        go_down(w, err);
-        return;
-    }
-    log_debug("Docker API %s at %s", w->docker.version, w->docker.where);
-    w->state = W_SUBSCRIBING;
-    w->events = docker_events(&w->docker, on_events_head, on_event_data, on_events_done, w);
-    if (w->events == NULL)
-        go_down(w, "cannot start the event stream");
-}
-
-static void connect_docker(struct watch *w)
-{
-    w->state = W_VERSION;
-    if (docker_get_version(&w->docker, on_version, w) == NULL)
-        go_down(w, "cannot start GET /version");
+    forget_event_reads(arg);
 }
 
 /* ---- life cycle --------------------------------------------------------- */
@@ -754,15 +485,14 @@ struct watch *watch_new(struct loop *lp, const struct config *c, struct metrics 
                         const struct watch_callbacks *cb, char *err, size_t errlen)
 {
     struct watch *w = calloc(1, sizeof *w);
+    struct docker_session_events ev = { on_ready, on_event, on_lost, w };
     if (w == NULL)
         return NULL;
     w->lp = lp;
     w->metrics = m;
     w->cb = *cb;
-    w->backoff_ms = BACKOFF_MIN_MS;
     w->known = map_new();
-    w->http = http_new(lp, DOCKER_CONNECTIONS);
-    if (w->known == NULL || w->http == NULL || docker_init(&w->docker, w->http, c, err, errlen) < 0) {
+    if (w->known == NULL || (w->session = docker_session_new(lp, c, m, &ev, err, errlen)) == NULL) {
         watch_free(w);
         return NULL;
     }
@@ -771,23 +501,16 @@ struct watch *watch_new(struct loop *lp, const struct config *c, struct metrics 
 
 void watch_start(struct watch *w)
 {
-    connect_docker(w);
+    docker_session_start(w->session);
 }
 
-bool watch_connected(const struct watch *w) { return w->state == W_UP; }
+bool watch_connected(const struct watch *w) { return docker_session_up(w->session); }
 
 void watch_free(struct watch *w)
 {
     if (w == NULL)
         return;
-    loop_timer_cancel(w->lp, w->retry_timer);
-    loop_timer_cancel(w->lp, w->list_timer);
-    loop_timer_cancel(w->lp, w->events_timer);
-    if (w->events)
-        http_cancel(w->events);
-    http_free(w->http);         /* cancels every transfer still under way */
+    docker_session_free(w->session);    /* cancels every transfer still under way */
     map_free(w->known, known_free);
-    docker_free(&w->docker);
-    free(w->line);
     free(w);
 }

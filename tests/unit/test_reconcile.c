@@ -1,0 +1,302 @@
+/* The reconciler's rules, with a backend that records what it is asked
+ * to write and answers when the test says: what is written and when, what
+ * is never deleted, and how retries back off. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+#include "core/backoff.h"
+#include "core/loop.h"
+#include "registry/reconcile.h"
+
+#define MAX_WRITES 64
+
+struct written {
+    char key[128];
+    char value[128];            /* "" for a delete */
+    bool delete;
+    unsigned long batch;
+    int n;                      /* keys in its batch */
+    long payload;
+};
+
+struct fake {
+    struct written w[MAX_WRITES];
+    int count;
+    long released[MAX_WRITES];
+    int nreleased;
+};
+
+static void fake_write(void *arg, const struct reconcile_write *w, int n, unsigned long batch)
+{
+    struct fake *f = arg;
+    for (int i = 0; i < n && f->count < MAX_WRITES; i++) {
+        struct written *r = &f->w[f->count++];
+        snprintf(r->key, sizeof r->key, "%s", w[i].key);
+        snprintf(r->value, sizeof r->value, "%s", w[i].value ? w[i].value : "");
+        r->delete = w[i].value == NULL;
+        r->batch = batch;
+        r->n = n;
+        r->payload = w[i].payload;
+    }
+}
+
+static void fake_release(void *arg, long payload)
+{
+    struct fake *f = arg;
+    if (f->nreleased < MAX_WRITES)
+        f->released[f->nreleased++] = payload;
+}
+
+static struct loop *lp;
+
+static struct reconcile *setup(struct fake *f, bool batches)
+{
+    struct reconcile_settings s = { 1000, 16 };
+    struct reconcile_ops ops = { fake_write, fake_release, f };
+    struct reconcile *r;
+    memset(f, 0, sizeof *f);
+    r = reconcile_new(lp, &s, &ops, NULL);
+    reconcile_backend_ready(r, batches, true);
+    return r;
+}
+
+static void name(struct reconcile *r, const char *id, const char *key, const char *value, long payload)
+{
+    struct reconcile_want w = { key, value, payload };
+    reconcile_container(r, id, &w, 1);
+}
+
+static void gone(struct reconcile *r, const char *id)
+{
+    reconcile_container(r, id, NULL, 0);
+}
+
+static void audited(struct reconcile *r, const char *key, const char *value)
+{
+    struct reconcile_held h = { key, value };
+    reconcile_audited(r, reconcile_audit_begin(r), &h, key ? 1 : 0);
+}
+
+/* Answers every write not answered yet. */
+static void answer_all(struct reconcile *r, struct fake *f, int from, bool ok)
+{
+    unsigned long last = 0;
+    for (int i = from; i < f->count; i++) {
+        if (f->w[i].batch != last)
+            reconcile_written(r, f->w[i].batch, ok);
+        last = f->w[i].batch;
+    }
+}
+
+static void test_nothing_before_audit_and_listing(void)
+{
+    struct fake f;
+    struct reconcile *r = setup(&f, false);
+    name(r, "a", "/s/a", "A", 1);
+    CHECK(f.count == 0);                     /* not audited, not listed */
+    audited(r, NULL, NULL);
+    CHECK(f.count == 0);                     /* not listed yet: start-up writes go together */
+    reconcile_listed(r, false);
+    CHECK(f.count == 1);
+    CHECK_STR(f.w[0].key, "/s/a");
+    CHECK_STR(f.w[0].value, "A");
+    CHECK(f.w[0].payload == 1);
+    reconcile_free(r);
+}
+
+static void test_only_differences_are_written(void)
+{
+    struct fake f;
+    struct reconcile *r = setup(&f, false);
+    audited(r, "/s/a", "A");
+    name(r, "a", "/s/a", "A", 1);            /* the registry has it already */
+    reconcile_listed(r, true);
+    CHECK(f.count == 0);
+    name(r, "a", "/s/a", "A2", 2);           /* its document changed */
+    CHECK(f.count == 1);
+    CHECK_STR(f.w[0].value, "A2");
+    CHECK(f.nreleased == 1 && f.released[0] == 1);   /* the old entry handed back */
+    reconcile_free(r);
+}
+
+static void test_orphans_wait_for_a_complete_listing(void)
+{
+    struct fake f;
+    struct reconcile *r = setup(&f, false);
+    audited(r, "/s/orphan", "O");            /* left by an earlier run */
+    reconcile_listed(r, false);              /* a container could not be read */
+    CHECK(f.count == 0);
+    reconcile_listed(r, true);
+    CHECK(f.count == 1);
+    CHECK(f.w[0].delete);
+    CHECK_STR(f.w[0].key, "/s/orphan");
+    reconcile_free(r);
+}
+
+static void test_a_failed_naming_holds_deletes(void)
+{
+    struct fake f;
+    struct reconcile *r = setup(&f, false);
+    audited(r, "/s/orphan", "O");
+    reconcile_naming_failed(r, "broken");    /* it may be the orphan's owner */
+    reconcile_listed(r, true);
+    CHECK(f.count == 0);
+    gone(r, "broken");                       /* its naming works again: names nothing */
+    CHECK(f.count == 1);
+    CHECK(f.w[0].delete);
+    reconcile_free(r);
+}
+
+static void test_a_key_named_in_this_run_goes_with_its_container(void)
+{
+    struct fake f;
+    struct reconcile *r = setup(&f, false);
+    audited(r, NULL, NULL);
+    reconcile_listed(r, false);              /* not complete: orphans wait, this one need not */
+    name(r, "a", "/s/a", "A", 1);
+    answer_all(r, &f, 0, true);
+    gone(r, "a");
+    CHECK(f.count == 2);
+    CHECK(f.w[1].delete);
+    CHECK_STR(f.w[1].key, "/s/a");
+    CHECK(f.nreleased == 1);
+    reconcile_free(r);
+}
+
+/* An audit asked before a write finished knows less than the write. */
+static void test_an_older_audit_does_not_undo_a_write(void)
+{
+    struct fake f;
+    struct reconcile *r = setup(&f, false);
+    unsigned long long mark;
+    audited(r, NULL, NULL);
+    reconcile_listed(r, true);
+    mark = reconcile_audit_begin(r);         /* the next audit is asked ... */
+    name(r, "a", "/s/a", "A", 1);            /* ... a write starts ... */
+    CHECK(f.count == 1);
+    reconcile_audited(r, mark, NULL, 0);     /* ... the audit says "nothing there" while it is busy */
+    CHECK(f.count == 1);                     /* no second write */
+    reconcile_written(r, f.w[0].batch, true);
+    mark = reconcile_audit_begin(r);
+    CHECK(f.count == 1);
+    /* an audit asked before the write settled, answered after it */
+    mark -= 1;
+    reconcile_audited(r, mark, NULL, 0);
+    CHECK(f.count == 1);
+    /* a fresh audit that does not see it: someone deleted it, so write again */
+    reconcile_audited(r, reconcile_audit_begin(r), NULL, 0);
+    CHECK(f.count == 2);
+    CHECK_STR(f.w[1].key, "/s/a");
+    reconcile_free(r);
+}
+
+static void test_a_shared_key_passes_to_the_waiting_container(void)
+{
+    struct fake f;
+    struct reconcile *r = setup(&f, false);
+    audited(r, NULL, NULL);
+    reconcile_listed(r, true);
+    name(r, "a", "/s/k", "from a", 1);
+    answer_all(r, &f, 0, true);
+    name(r, "b", "/s/k", "from b", 2);       /* a holds it: b waits */
+    CHECK(f.count == 1);
+    gone(r, "a");
+    CHECK(f.count == 2);
+    CHECK(!f.w[1].delete);                   /* taken over, not deleted */
+    CHECK_STR(f.w[1].value, "from b");
+    CHECK(f.w[1].payload == 2);
+    answer_all(r, &f, 1, true);
+    gone(r, "b");
+    CHECK(f.count == 3);
+    CHECK(f.w[2].delete);
+    reconcile_free(r);
+}
+
+static void test_a_backend_that_takes_batches_gets_one_write(void)
+{
+    struct fake f;
+    struct reconcile *r = setup(&f, true);
+    struct reconcile_want w[3] = { { "/s/a", "A", 1 }, { "/s/b", "B", 2 }, { "/s/c", "C", 3 } };
+    audited(r, "/s/orphan", "O");
+    reconcile_container(r, "x", w, 3);
+    reconcile_listed(r, true);
+    CHECK(f.count == 3);                     /* one write of three, at the first listing */
+    CHECK(f.w[0].n == 3 && f.w[2].batch == f.w[0].batch);
+    answer_all(r, &f, 0, true);              /* one batch at a time: the orphan's delete next */
+    CHECK(f.count == 4);
+    CHECK(f.w[3].n == 1 && f.w[3].delete);
+    reconcile_free(r);
+}
+
+static long stop_loop(struct loop *l, void *arg)
+{
+    (void)arg;
+    loop_stop(l);
+    return LOOP_NOMORE;
+}
+
+static void test_a_failed_write_is_retried(void)
+{
+    struct fake f;
+    struct reconcile *r = setup(&f, false);
+    audited(r, NULL, NULL);
+    reconcile_listed(r, true);
+    name(r, "a", "/s/a", "A", 1);
+    reconcile_written(r, f.w[0].batch, false);
+    CHECK(reconcile_failing(r) == 1);
+    CHECK(f.count == 1);                     /* not at once: after the backoff */
+    loop_timer_add(lp, 2000, stop_loop, NULL);
+    loop_run(lp);
+    CHECK(f.count == 2);
+    CHECK_STR(f.w[1].key, "/s/a");
+    reconcile_written(r, f.w[1].batch, true);
+    CHECK(reconcile_failing(r) == 0);
+    reconcile_free(r);
+}
+
+static void test_backoff_doubles_up_to_its_cap(void)
+{
+    struct backoff b;
+    long got[6];
+    backoff_init(&b, 250, 1000);             /* the reconciler's: capped at the interval */
+    for (int i = 0; i < 6; i++)
+        got[i] = backoff_next(&b);
+    CHECK(got[0] == 250 && got[1] == 500 && got[2] == 1000 && got[3] == 1000 && got[5] == 1000);
+    backoff_reset(&b);
+    CHECK(backoff_next(&b) == 250);
+    backoff_init(&b, 250, 100);              /* an interval shorter than the first delay */
+    CHECK(backoff_next(&b) == 100 && backoff_next(&b) == 100);
+}
+
+static void test_ttl_rewrite_all(void)
+{
+    struct fake f;
+    struct reconcile *r = setup(&f, false);
+    audited(r, "/s/a", "A");
+    name(r, "a", "/s/a", "A", 1);
+    reconcile_listed(r, true);
+    CHECK(f.count == 0);
+    reconcile_rewrite_all(r);                /* the lease is gone */
+    CHECK(f.count == 1);
+    CHECK_STR(f.w[0].value, "A");
+    reconcile_free(r);
+}
+
+int main(void)
+{
+    lp = loop_new();
+    test_nothing_before_audit_and_listing();
+    test_only_differences_are_written();
+    test_orphans_wait_for_a_complete_listing();
+    test_a_failed_naming_holds_deletes();
+    test_a_key_named_in_this_run_goes_with_its_container();
+    test_an_older_audit_does_not_undo_a_write();
+    test_a_shared_key_passes_to_the_waiting_container();
+    test_a_backend_that_takes_batches_gets_one_write();
+    test_a_failed_write_is_retried();
+    test_backoff_doubles_up_to_its_cap();
+    test_ttl_rewrite_all();
+    loop_free(lp);
+    return CHECK_DONE();
+}
