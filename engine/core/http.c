@@ -9,13 +9,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/buffer.h"
 #include "core/log.h"
 #include "core/loop.h"
 
-struct buffer {
-    char *data;
-    size_t len, cap;
-};
 
 struct http_transfer {
     struct http *h;
@@ -40,25 +37,6 @@ struct http {
     int active;
     struct http_transfer *transfers;
 };
-
-static int buffer_append(struct buffer *b, const char *data, size_t len)
-{
-    if (b->len + len + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 1024;
-        char *p;
-        while (cap < b->len + len + 1)
-            cap *= 2;
-        p = realloc(b->data, cap);
-        if (p == NULL)
-            return -1;
-        b->data = p;
-        b->cap = cap;
-    }
-    memcpy(b->data + b->len, data, len);
-    b->len += len;
-    b->data[b->len] = '\0';
-    return 0;
-}
 
 static size_t on_body(char *data, size_t size, size_t n, void *arg)
 {
@@ -96,8 +74,8 @@ static void transfer_free(struct http_transfer *t)
     curl_multi_remove_handle(t->h->multi, t->easy);
     curl_easy_cleanup(t->easy);
     curl_slist_free_all(t->headers);
-    free(t->body.data);
-    free(t->head.data);
+    buffer_free(&t->body);
+    buffer_free(&t->head);
     free(t->request_body);
     if (t->prev)
         t->prev->next = t->next;

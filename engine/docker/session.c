@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "core/backoff.h"
+#include "core/buffer.h"
 #include "core/config.h"
 #include "core/http.h"
 #include "core/json.h"
@@ -54,8 +55,7 @@ struct docker_session {
     struct docker_session_events ev;
     enum state state;
     struct http_transfer *events;
-    char *line;                 /* event bytes not yet cut into lines */
-    size_t line_len, line_cap;
+    struct buffer line;         /* event bytes not yet cut into lines */
     bool line_overflow;
     struct backoff backoff;
     long long retry_timer, list_timer, events_timer;
@@ -229,23 +229,20 @@ static long handle_buffered_events(struct loop *lp, void *arg)
     size_t start = 0;
     (void)lp;
     s->events_timer = 0;
-    for (size_t i = 0; i < s->line_len; i++) {
-        if (s->line[i] != '\n')
+    for (size_t i = 0; i < s->line.len; i++) {
+        if (s->line.data[i] != '\n')
             continue;
         if (!s->line_overflow)
-            handle_line(s, s->line + start, i - start);
+            handle_line(s, s->line.data + start, i - start);
         s->line_overflow = false;
         start = i + 1;
     }
-    if (start > 0) {
-        memmove(s->line, s->line + start, s->line_len - start);
-        s->line_len -= start;
-    }
-    if (s->line_len > MAX_EVENT_LINE) {
+    buffer_consume(&s->line, start);
+    if (s->line.len > MAX_EVENT_LINE) {
         log_warn("Docker sent an event longer than %d bytes; ignored", MAX_EVENT_LINE);
         s->ev.lost(s->ev.arg);
         s->line_overflow = true;
-        s->line_len = 0;
+        buffer_consume(&s->line, s->line.len);
     }
     return LOOP_NOMORE;
 }
@@ -255,19 +252,8 @@ static long handle_buffered_events(struct loop *lp, void *arg)
 static int on_event_data(const char *data, size_t len, void *arg)
 {
     struct docker_session *s = arg;
-    if (s->line_len + len > s->line_cap) {
-        size_t cap = s->line_cap ? s->line_cap : 4096;
-        char *p;
-        while (cap < s->line_len + len)
-            cap *= 2;
-        p = realloc(s->line, cap);
-        if (p == NULL)
-            return -1;
-        s->line = p;
-        s->line_cap = cap;
-    }
-    memcpy(s->line + s->line_len, data, len);
-    s->line_len += len;
+    if (buffer_append(&s->line, data, len) < 0)
+        return -1;
     if (s->events_timer == 0)
         s->events_timer = loop_timer_add(s->lp, 0, handle_buffered_events, s);
     return 0;
@@ -301,7 +287,7 @@ static void on_events_done(struct http_transfer *x, const struct http_response *
     loop_timer_cancel(s->lp, s->events_timer);
     s->events_timer = 0;
     handle_buffered_events(s->lp, s);   /* what arrived before the end still counts */
-    s->line_len = 0;
+    buffer_consume(&s->line, s->line.len);
     if (res->curl_code != 0)
         snprintf(why, sizeof why, "event stream: %s", res->error);
     else if (res->status != 200)
@@ -446,6 +432,6 @@ void docker_session_free(struct docker_session *s)
         http_cancel(s->events);
     http_free(s->api.http);     /* cancels every transfer still under way */
     endpoint_free(&s->api);
-    free(s->line);
+    buffer_free(&s->line);
     free(s);
 }

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/buffer.h"
 #include "core/json.h"
 #include "core/text.h"
 #include "lua/modules.h"
@@ -27,24 +28,17 @@ static char array_tag, object_tag, null_tag;
 #define MAX_DEPTH 100
 #define SLOTS_PER_LEVEL 8
 
-/* ---- a growable byte buffer that a Lua error cannot leak -------------- */
-
-struct strbuf {
-    char *data;
-    size_t len, cap;
-};
+/* ---- the output, in a userdata so a Lua error cannot leak it ---------- */
 
 static int strbuf_gc(lua_State *L)
 {
-    struct strbuf *b = lua_touserdata(L, 1);
-    free(b->data);
-    b->data = NULL;
+    buffer_free(lua_touserdata(L, 1));
     return 0;
 }
 
-static struct strbuf *strbuf_push(lua_State *L)
+static struct buffer *strbuf_push(lua_State *L)
 {
-    struct strbuf *b = lua_newuserdatauv(L, sizeof *b, 0);
+    struct buffer *b = lua_newuserdatauv(L, sizeof *b, 0);
     memset(b, 0, sizeof *b);
     if (luaL_newmetatable(L, "registrar.strbuf")) {
         lua_pushcfunction(L, strbuf_gc);
@@ -54,21 +48,10 @@ static struct strbuf *strbuf_push(lua_State *L)
     return b;
 }
 
-static void strbuf_add(lua_State *L, struct strbuf *b, const char *s, size_t n)
+static void strbuf_add(lua_State *L, struct buffer *b, const char *s, size_t n)
 {
-    if (b->len + n > b->cap) {
-        size_t cap = b->cap ? b->cap : 256;
-        char *p;
-        while (cap < b->len + n)
-            cap *= 2;
-        p = realloc(b->data, cap);
-        if (p == NULL)
-            luaL_error(L, "json.encode: out of memory");
-        b->data = p;
-        b->cap = cap;
-    }
-    memcpy(b->data + b->len, s, n);
-    b->len += n;
+    if (buffer_append(b, s, n) < 0)
+        luaL_error(L, "json.encode: out of memory");
 }
 
 #define strbuf_lit(L, b, s) strbuf_add(L, b, s, sizeof(s) - 1)
@@ -77,7 +60,7 @@ static void strbuf_add(lua_State *L, struct strbuf *b, const char *s, size_t n)
 
 /* Strings are written as valid UTF-8 JSON: control bytes escaped, and a
  * byte that is not UTF-8 becomes U+FFFD, as Docker's own encoder does. */
-static void encode_string(lua_State *L, struct strbuf *b, const char *s, size_t n)
+static void encode_string(lua_State *L, struct buffer *b, const char *s, size_t n)
 {
     strbuf_lit(L, b, "\"");
     for (size_t i = 0; i < n;) {
@@ -114,7 +97,7 @@ static void encode_string(lua_State *L, struct strbuf *b, const char *s, size_t 
  * stack index `seen`), so a table met inside itself is a cycle. */
 struct encoder {
     lua_State *L;
-    struct strbuf *b;
+    struct buffer *b;
     int seen;
 };
 
@@ -180,7 +163,7 @@ static void encode_object(struct encoder *e, int idx, int depth)
     size_t n = 0, cap = 16;
     const char **keys;
     /* the key array lives in a userdata so an error cannot leak it */
-    struct strbuf *holder = strbuf_push(L);
+    struct buffer *holder = strbuf_push(L);
     int holder_idx = lua_gettop(L);
 
     keys = malloc(cap * sizeof *keys);
@@ -245,7 +228,7 @@ static void encode_table(struct encoder *e, int idx, int depth)
     lua_rawsetp(L, e->seen, lua_topointer(L, idx));
 }
 
-static void encode_number(lua_State *L, struct strbuf *b, int idx)
+static void encode_number(lua_State *L, struct buffer *b, int idx)
 {
     char num[64];
     int len;
