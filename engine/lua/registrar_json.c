@@ -48,8 +48,18 @@ static struct buffer *strbuf_push(lua_State *L)
     return b;
 }
 
+/* The work has a ceiling: a table used many times over (a DAG, not a
+ * cycle) doubles the output at each level, in C, where neither the memory
+ * limit nor the time budget can see it.  A registry file of 10 000
+ * containers holds some 60 000 tables. */
+#define MAX_TEXT (128L << 20)
+#define MAX_TABLES 1000000L
+
 static void strbuf_add(lua_State *L, struct buffer *b, const char *s, size_t n)
 {
+    if (b->len + n > (size_t)MAX_TEXT)
+        luaL_error(L, "json.encode: the text would be larger than %d MiB (a table used many times over?)",
+                   (int)(MAX_TEXT >> 20));
     if (buffer_append(b, s, n) < 0)
         luaL_error(L, "json.encode: out of memory");
 }
@@ -59,7 +69,10 @@ static void strbuf_add(lua_State *L, struct buffer *b, const char *s, size_t n)
 /* ---- encoding ---------------------------------------------------------- */
 
 /* Strings are written as valid UTF-8 JSON: control bytes escaped, and a
- * byte that is not UTF-8 becomes U+FFFD, as Docker's own encoder does. */
+ * byte that is not UTF-8 becomes U+FFFD, as Docker's own encoder does.
+ * U+FFFD is written as its UTF-8 bytes, not as \ufffd: that is how it
+ * reads back, so decoding and encoding again gives the same text (the
+ * file backend compares re-encoded documents). */
 static void encode_string(lua_State *L, struct buffer *b, const char *s, size_t n)
 {
     strbuf_lit(L, b, "\"");
@@ -83,7 +96,7 @@ static void encode_string(lua_State *L, struct buffer *b, const char *s, size_t 
         }
         len = text_utf8_len((const unsigned char *)s + i, n - i);
         if (len == 0) {
-            strbuf_lit(L, b, "\\ufffd");
+            strbuf_lit(L, b, "\xef\xbf\xbd");
             i++;
         } else {
             strbuf_add(L, b, s + i, len);
@@ -99,6 +112,7 @@ struct encoder {
     lua_State *L;
     struct buffer *b;
     int seen;
+    long tables;                /* written so far */
 };
 
 static void encode_value(struct encoder *e, int idx, int depth);
@@ -152,16 +166,24 @@ static void encode_array(struct encoder *e, int idx, lua_Integer n, int depth)
     strbuf_lit(L, e->b, "]");
 }
 
+/* A key as Lua holds it: it may contain NUL bytes. */
+struct key {
+    const char *s;
+    size_t n;
+};
+
 static int compare_keys(const void *a, const void *b)
 {
-    return strcmp(*(const char *const *)a, *(const char *const *)b);
+    const struct key *x = a, *y = b;
+    int c = memcmp(x->s, y->s, x->n < y->n ? x->n : y->n);
+    return c != 0 ? c : (x->n > y->n) - (x->n < y->n);
 }
 
 static void encode_object(struct encoder *e, int idx, int depth)
 {
     lua_State *L = e->L;
     size_t n = 0, cap = 16;
-    const char **keys;
+    struct key *keys;
     /* the key array lives in a userdata so an error cannot leak it */
     struct buffer *holder = strbuf_push(L);
     int holder_idx = lua_gettop(L);
@@ -177,23 +199,25 @@ static void encode_object(struct encoder *e, int idx, int depth)
             luaL_error(L, "json.encode: a table mixes list items and named keys (key %s)",
                        luaL_typename(L, -1));
         if (n == cap) {
-            const char **k = realloc(keys, 2 * cap * sizeof *keys);
+            struct key *k = realloc(keys, 2 * cap * sizeof *keys);
             if (k == NULL)
                 luaL_error(L, "json.encode: out of memory");
             keys = k;
             holder->data = (char *)k;
             cap *= 2;
         }
-        keys[n++] = lua_tostring(L, -1);    /* anchored by the table */
+        keys[n].s = lua_tolstring(L, -1, &keys[n].n);    /* anchored by the table */
+        n++;
     }
     qsort(keys, n, sizeof *keys, compare_keys);
     strbuf_lit(L, e->b, "{");
     for (size_t i = 0; i < n; i++) {
         if (i > 0)
             strbuf_lit(L, e->b, ",");
-        encode_string(L, e->b, keys[i], strlen(keys[i]));
+        encode_string(L, e->b, keys[i].s, keys[i].n);
         strbuf_lit(L, e->b, ":");
-        lua_getfield(L, idx, keys[i]);
+        lua_pushlstring(L, keys[i].s, keys[i].n);
+        lua_rawget(L, idx);
         encode_value(e, lua_gettop(L), depth + 1);
         lua_pop(L, 1);
     }
@@ -211,6 +235,8 @@ static void encode_table(struct encoder *e, int idx, int depth)
 
     if (depth >= MAX_DEPTH)
         luaL_error(L, "json.encode: tables nested deeper than %d", MAX_DEPTH);
+    if (++e->tables > MAX_TABLES)
+        luaL_error(L, "json.encode: more than %d tables (a table used many times over?)", (int)MAX_TABLES);
     luaL_checkstack(L, SLOTS_PER_LEVEL, "json.encode: nested too deeply");
     if (lua_rawgetp(L, e->seen, lua_topointer(L, idx)) != LUA_TNIL)
         luaL_error(L, "json.encode: a table contains itself (a cycle)");
@@ -284,7 +310,7 @@ static void encode_value(struct encoder *e, int idx, int depth)
 
 void lua_json_encode(lua_State *L, int idx)
 {
-    struct encoder e = { L, NULL, 0 };
+    struct encoder e = { L, NULL, 0, 0 };
     idx = lua_absindex(L, idx);
     luaL_checkstack(L, SLOTS_PER_LEVEL, "json.encode");
     e.b = strbuf_push(L);
@@ -316,7 +342,7 @@ static void push_value(lua_State *L, const cJSON *v, int depth)
     const cJSON *item;
     lua_Integer i = 1;
 
-    if (depth >= MAX_DEPTH)
+    if (depth >= MAX_DEPTH && (cJSON_IsArray(v) || cJSON_IsObject(v)))
         luaL_error(L, "json: nested deeper than %d", MAX_DEPTH);
     luaL_checkstack(L, SLOTS_PER_LEVEL, "json: nested too deeply");
     if (cJSON_IsString(v)) {
@@ -375,15 +401,16 @@ static cJSON **tree_box(lua_State *L)
     return tree;
 }
 
-static bool deeper_than(const cJSON *v, int limit)
+/* More arrays and objects nested than the encoder writes? */
+static bool deeper_than(const cJSON *v, int tables)
 {
     const cJSON *item;
-    if (limit < 0)
-        return true;
     if (!cJSON_IsArray(v) && !cJSON_IsObject(v))
         return false;
+    if (tables == 0)
+        return true;
     cJSON_ArrayForEach(item, v)
-        if (deeper_than(item, limit - 1))
+        if (deeper_than(item, tables - 1))
             return true;
     return false;
 }
@@ -401,7 +428,7 @@ static int json_decode(lua_State *L)
         lua_pushfstring(L, "invalid JSON at byte %d of %d", (int)(end - s) + 1, (int)n);
         return 2;
     }
-    if (deeper_than(*tree, MAX_DEPTH - 1)) {
+    if (deeper_than(*tree, MAX_DEPTH)) {
         luaL_pushfail(L);
         lua_pushfstring(L, "JSON nested deeper than %d", MAX_DEPTH);
         return 2;

@@ -12,7 +12,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "config.h"
+#include "core/config.h"
 
 static const char *fuzz_input_path(const uint8_t *data, size_t size)
 {

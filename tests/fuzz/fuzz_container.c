@@ -8,6 +8,7 @@
 #include <stdlib.h>
 
 #include "docker/container.h"
+#include "lua/modules.h"
 #include "lua/registrar_json.h"
 
 static int encode_container(lua_State *state)
@@ -28,7 +29,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     /* a state per input: every run frees all it allocates, so libFuzzer's
      * leak check stays meaningful (and cheap) */
     L = luaL_newstate();
-    luaopen_registrar_json(L);
+    registrar_json_open(L, NULL);
     lua_pop(L, 1);
     lua_pushcfunction(L, encode_container);
     lua_json_push(L, c);

@@ -32,7 +32,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "lua_json.h"
+#include "lua/modules.h"
+#include "lua/registrar_json.h"
 
 #ifdef REGISTRAR_FUZZ_STRICT
 #define TOLERATE_KNOWN 0
@@ -537,7 +538,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     lua_State *L = luaL_newstate();
     if (L == NULL)
         return 0;
-    luaopen_registrar_json(L);          /* at JSON_TABLE */
+    registrar_json_open(L, NULL);          /* at JSON_TABLE */
     may_be_100_deep = 0;
     decode_input(L, data, size);
     encode_built(L, data, size);

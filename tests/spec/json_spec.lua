@@ -25,7 +25,7 @@ describe("registrar.json", function()
 
   it("escapes control characters and replaces bytes that are not UTF-8", function()
     assert.equal('"a\\nb\\u0001"', json.encode "a\nb\1")
-    assert.equal('"caf\\ufffd"', json.encode "caf\xe9")
+    assert.equal('"caf\xef\xbf\xbd"', json.encode "caf\xe9")      -- U+FFFD, as it reads back
     assert.equal('"h\xc3\xa9"', json.encode "h\xc3\xa9")
   end)
 
@@ -87,6 +87,41 @@ describe("registrar.json", function()
     assert.equal("a\u{FFFD}b", json.decode('"a\\u0000b"'))
     assert.equal("a\\u0000b", json.decode('"a\\\\u0000b"'))     -- an escaped backslash, then text
     assert.is_nil((json.decode('"a\0b"')))                     -- a raw NUL is never JSON
+  end)
+
+  it("gives the same text when what it wrote is read and written again", function()
+    for _, v in ipairs { "caf\xe9", "\xff\xfe", { ["k\xff"] = "\x80" } } do
+      local once = json.encode(v)
+      assert.equal(once, json.encode(json.decode(once)))
+    end
+    -- a NUL is written escaped and read as U+FFFD; from there on it stays
+    local read = json.decode(json.encode "a\0b")
+    assert.equal("a\u{FFFD}b", read)
+    assert.equal(json.encode(read), json.encode(json.decode(json.encode(read))))
+  end)
+
+  it("keeps keys that hold NUL bytes whole", function()
+    assert.equal('{"a\\u0000b":1}', json.encode { ["a\0b"] = 1 })
+    assert.equal('{"a":1,"a\\u0000x":2,"a\\u0000y":3}', json.encode { a = 1, ["a\0x"] = 2, ["a\0y"] = 3 })
+    local t = {}
+    t["x\0"] = t
+    assert.has_error(function() json.encode(t) end, "json.encode: a table contains itself (a cycle)")
+  end)
+
+  it("reads 100 levels with a value at the bottom, as it writes them", function()
+    local text = ("["):rep(100) .. "1" .. ("]"):rep(100)
+    assert.equal(text, json.encode(json.decode(text)))
+  end)
+
+  it("stops at a million tables from a table used over and over #heavy", function()
+    local t = { "x" }
+    for _ = 1, 30 do t = { a = t, b = t } end          -- 2^30 tables to write
+    assert.has_error(function() json.encode(t) end,
+                     "json.encode: more than 1000000 tables (a table used many times over?)")
+    t = { s = ("x"):rep(1 << 20) }
+    for _ = 1, 8 do t = { a = t, b = t } end          -- 256 MiB of text from 511 tables
+    assert.has_error(function() json.encode(t) end,
+                     "json.encode: the text would be larger than 128 MiB (a table used many times over?)")
   end)
 
   it("names the byte where text stops being JSON", function()
