@@ -8,6 +8,7 @@
 
 local registrar = require "registrar"
 local keys = require "registrar.keys"
+local services = require "registrar.services"
 
 local function domain()
   local site = registrar.config.site or {}
@@ -18,14 +19,14 @@ end
 function key(service)
   local path = {}
   for label in domain():gmatch("[^.]+") do table.insert(path, 1, label) end
-  local name = keys.segment(service.name:lower():gsub("[^%w-]", "-"))
-  local instance = keys.segment(("%s-%s"):format(registrar.host.hostname, service.host_port))
-  if not name or not instance then return nil end
+  local name = services.segment(service, (service.name:lower():gsub("[^%w-]", "-")), "service name")
+  local instance = name and services.segment(service, registrar.host.hostname .. "-" .. service.host_port, "host and port")
+  if not instance then return nil end
   path[#path + 1] = name
   path[#path + 1] = instance
   return keys.join("/skydns", path)
 end
 
 function document(service)
-  return { host = service.ipaddress, port = tonumber(service.host_port), ttl = 30 }
+  return { host = service.address, port = service.host_port, ttl = 30 }
 end

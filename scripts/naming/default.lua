@@ -27,13 +27,23 @@ local DEFAULT_PREFIX_PATH = {
   "service:PORT", "service:HOST_PORT", "service:HOSTNAME",
 }
 
--- One service per published port (registrar/services.lua), with the old
--- tool's field names: host_port as text, ipaddress.
+-- TAGS, a comma list, as the old tool read it: each item trimmed, and
+-- kept even when nothing is left of it.
+local function tags_of(env)
+  local tags = json.array {}
+  for tag in (env.TAGS or ""):gmatch("[^,]+") do
+    tags[#tags + 1] = text.trim(tag)
+  end
+  return tags
+end
+
+-- One service per published port, in the shape every naming shares
+-- (registrar/services.lua), plus its tags.  The old tool's spellings
+-- (ipaddress, host_port as text) are the document's, not the service's.
 function services(container)
   local list = services_of.of(container)
   for _, service in ipairs(list) do
-    service.host_port = tostring(service.host_port)
-    service.ipaddress, service.address = service.address, nil
+    service.tags = tags_of(service.env)
   end
   return list
 end
@@ -54,9 +64,9 @@ end
 local function field(service, name)
   local c = service.container
   local fields = {
-    id = c.id, host = registrar.host.hostname, ipaddress = service.ipaddress,
+    id = c.id, host = registrar.host.hostname, ipaddress = service.address,
     name = c.name and c.name:gsub("^/", ""), image = c.image, hostname = c.hostname,
-    port = service.port, proto = service.proto, host_port = service.host_port,
+    port = service.port, proto = service.proto, host_port = tostring(service.host_port),
   }
   return fields[name]
 end
@@ -96,26 +106,24 @@ function key(service)
   return keys.join(registrar.config.prefix_services or "/services", segments)
 end
 
+-- The old tool's document: its field names and types (ipaddress;
+-- host_port and port as text).
 function document(service)
   local c = service.container
   local env = json.object {}
   for k, v in pairs(service.env) do env[k] = v end
-  local tags = json.array {}
-  for tag in (service.env.TAGS or ""):gmatch("[^,]+") do
-    tags[#tags + 1] = text.trim(tag)
-  end
   return {
     id = c.id,
     host = registrar.host.hostname,
-    ipaddress = service.ipaddress,
+    ipaddress = service.address,
     env = env,
-    tags = tags,
+    tags = service.tags,
     name = c.name,
     image = c.image,
     hostname = c.hostname,
     port = service.port,
     proto = service.proto,
-    host_port = service.host_port,
+    host_port = tostring(service.host_port),
     path = service.key,
   }
 end

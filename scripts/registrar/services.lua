@@ -1,6 +1,12 @@
 -- What both namings build services from: the places a container can be
 -- reached at, how the log names a container, and key segments that refuse
 -- (and say why) what a container cannot put in a key.
+--
+-- Every naming hands hooks services of one shape, the one services.of()
+-- builds (docs/scripting.md, "The service"): address is text, host_port a
+-- number, port the container port as text.  A naming adds fields of its
+-- own; it does not rename or retype these.  Its documents may spell them
+-- the old tool's way (the default naming's ipaddress, host_port as text).
 
 local registrar = require "registrar"
 local address = require "registrar.address"
@@ -39,8 +45,22 @@ local function twins_to_skip(container)
   return skip
 end
 
+-- service.ipaddress: what the default naming's services called address
+-- before the namings shared one shape, kept for the site scripts written
+-- then.  It is not a field of its own: reading or setting it reads or sets
+-- address, so the two never disagree.
+local Service = {
+  __index = function(service, field)
+    if field == "ipaddress" then return rawget(service, "address") end
+  end,
+  __newindex = function(service, field, value)
+    rawset(service, field == "ipaddress" and "address" or field, value)
+  end,
+}
+
 -- One service per (port, protocol, address, port there).
--- port is the container port (text); host_port the port at address.
+-- port is the container port (text); host_port the port at address (a
+-- number); address the IP address it is reached at (text).
 function services.of(container)
   local list, seen = {}, {}
   local skip = twins_to_skip(container)
@@ -52,7 +72,7 @@ function services.of(container)
     local id = ip and ("%d/%s/%s/%d"):format(p.port, p.proto, ip, port)
     if id and not seen[id] then
       seen[id] = true
-      list[#list + 1] = {
+      list[#list + 1] = setmetatable({
         container = container,
         env = container.env or {},
         labels = container.labels or {},
@@ -62,7 +82,7 @@ function services.of(container)
         host_ip = p.host_ip,
         host_port = port,
         address = ip,
-      }
+      }, Service)
     end
   end
   return list

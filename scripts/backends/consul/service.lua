@@ -1,7 +1,8 @@
 -- A registry entry as a Consul service, for the agent and catalog modes.
--- Works with both namings: the registrator naming gives id, name, tags,
--- attrs and check; the default naming gives a name and its document's
--- tags, and the key serves as the id (as in the old tool).
+-- It reads the entry's service, whose shape every naming shares (address,
+-- host_port, name, tags, env; docs/scripting.md, "The service").  The
+-- registrator naming also gives id, attrs and check; without an id (the
+-- default naming) the key serves as the id, as in the old tool.
 
 local registrar = require "registrar"
 local text = require "registrar.text"
@@ -52,15 +53,14 @@ end
 
 function service.describe(entry, config)
   local s = entry.service or {}
-  local doc = type(entry.document) == "table" and entry.document or {}
   local tags = json.array {}
-  for _, tag in ipairs(s.tags or doc.tags or {}) do tags[#tags + 1] = tag end
-  local env = s.container and s.container.env or {}
+  for _, tag in ipairs(s.tags or {}) do tags[#tags + 1] = tag end
+  local env = s.env or {}
   return {
     id = s.id or entry.key,
-    name = s.name or doc.name or "service",
-    address = s.address or s.ipaddress or config.ipaddress,
-    port = math.tointeger(tonumber(s.host_port or doc.port)) or 0,
+    name = s.name or "service",
+    address = s.address,
+    port = math.tointeger(s.host_port) or 0,
     tags = tags,
     meta = meta_of(s.attrs, entry, config),
     check = check_of(s.check),
