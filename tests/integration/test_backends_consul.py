@@ -3,19 +3,14 @@ follows Consul's documented HTTP API: agent, catalog and KV modes, with
 ACL tokens, ttl checks and sessions.  What passes here was checked against
 the stand-in only, not a real Consul agent."""
 import json
-import os
 import shutil
 import ssl
-import sys
 import tempfile
 import time
 import unittest
 
 import harness as h
 from common import DockerTest, make_certs, start_registrar
-
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "consul_standin"))
-from consul_standin import start_standin  # noqa: E402
 
 HOST = "consulhost"          # not the stand-in's own node name (anti-entropy would revert it)
 IPADDRESS = "10.0.5.5"
@@ -28,9 +23,9 @@ class ConsulBase(DockerTest):
 
     def setUp(self):
         super().setUp()
-        self.consul = start_standin(acl_token=TOKEN, extra_datacenters=["dc2"], session_ttl_min=1,
-                                    check_deregister_interval_min=1, check_reap_interval=0.2,
-                                    tls=self.server_tls() if self.tls else None)
+        self.consul = h.start_consul_standin(acl_token=TOKEN, extra_datacenters=["dc2"], session_ttl_min=1,
+                                             check_deregister_interval_min=1, check_reap_interval=0.2,
+                                             tls=self.server_tls() if self.tls else None)
         self.addCleanup(self.consul.stop)
 
     def server_tls(self):
@@ -141,7 +136,7 @@ class AgentMode(ConsulBase):
         reg.wait_log(r"registry \S+: \w+ failed: ")
         _, _ = self.run_container("later", "-e", "SERVICE_NAME=later")
         # a new agent on the same address, with none of the old one's services
-        self.consul = start_standin(port=port, acl_token=TOKEN)
+        self.consul = h.start_consul_standin(port=port, acl_token=TOKEN)
         self.addCleanup(self.consul.stop)
         h.wait_until(lambda: set(self.mine()) == {sid, "%s:later:80" % HOST}, timeout=15,
                      message="both written to the new agent")

@@ -19,6 +19,8 @@ import unittest
 
 import harness as h
 from common import make_certs, start_registrar
+from support.docker import _NET_LOCK_FILE, _used_ipv4_networks
+from support.util import _find
 
 HOST = "watchhost"
 IPADDRESS = "10.0.7.7"
@@ -73,10 +75,10 @@ def create_network(test, docker, label="net"):
     lock, from 10.200-249.x.0/24, avoiding every address and route in use
     here (other sessions' daemons included)."""
     name = "rw%d-%d-%s" % (os.getpid(), next(_network_counter), label)
-    with open(h._NET_LOCK_FILE, "a") as lock:
+    with open(_NET_LOCK_FILE, "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
-            used = h._used_ipv4_networks()
+            used = _used_ipv4_networks()
             rng = random.Random()
             for _ in range(20000):
                 cand = ipaddress.ip_network("10.%d.%d.0/24" % (rng.randrange(200, 250),
@@ -669,7 +671,7 @@ class Health(FileRegistry, unittest.TestCase):
 # ---------------------------------------------------------------------------
 
 @h.skip_unless_available(h.Dockerd)
-@unittest.skipIf(h._find("openssl") is None, "openssl not found")
+@unittest.skipIf(_find("openssl") is None, "openssl not found")
 class DockerHostAsTheCliReadsIt(FileRegistry, unittest.TestCase):
     """DOCKER_HOST, DOCKER_TLS_VERIFY and DOCKER_CERT_PATH, no -D."""
 

@@ -1,4 +1,5 @@
-"""Tests of the integration-test harness itself (tests/integration/harness.py).
+"""Tests of the integration-test harness itself (tests/integration/harness.py
+and the modules of tests/integration/support/ behind it).
 
 Run from the repository root, as root:
 
@@ -22,6 +23,12 @@ import urllib.request
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import harness as h  # noqa: E402
+from support import util  # noqa: E402
+from support.busybox import _elf_is_dynamic  # noqa: E402
+from support.docker import _docker_cgroups  # noqa: E402
+from support.engine import _mounts_under  # noqa: E402
+from support.podman import _podman_cgroups  # noqa: E402
+from support.processes import _descendants, _proc_table  # noqa: E402
 
 
 def _http_get(url, timeout=2):
@@ -36,7 +43,7 @@ class LeakChecks:
 
     def assertNoProcessesUsing(self, workdir):
         marker = workdir.rstrip("/") + "/"
-        users = {pid: " ".join(argv) for pid, (_, state, _, argv) in h._proc_table().items()
+        users = {pid: " ".join(argv) for pid, (_, state, _, argv) in _proc_table().items()
                  if state != "Z" and any(marker in a for a in argv)}
         self.assertEqual(users, {}, "processes still using %s" % workdir)
 
@@ -48,10 +55,10 @@ class LeakChecks:
 
     def assertNoLeftovers(self, workdir, pid=None, bridge=None, netns=None):
         if pid is not None:
-            alive = pid in h._proc_table() and h._proc_table()[pid][1] != "Z"
+            alive = pid in _proc_table() and _proc_table()[pid][1] != "Z"
             self.assertFalse(alive, "daemon pid %d still running" % pid)
         self.assertNoProcessesUsing(workdir)
-        self.assertEqual(h._mounts_under(workdir), [], "mounts left under %s" % workdir)
+        self.assertEqual(_mounts_under(workdir), [], "mounts left under %s" % workdir)
         self.assertFalse(os.path.exists(workdir), "%s not removed" % workdir)
         if bridge is not None:
             links = subprocess.run(["ip", "-o", "link", "show"], stdout=subprocess.PIPE,
@@ -118,7 +125,7 @@ class HelperTests(unittest.TestCase):
         self.addCleanup(p.cleanup)
         p.start()
         # the trap is set once the loop runs: wait for a sleep child
-        h.wait_until(lambda: h._descendants(h._proc_table(), {p.pid}), message="sleep child")
+        h.wait_until(lambda: _descendants(_proc_table(), {p.pid}), message="sleep child")
         p.signal(signal.SIGUSR1)
         p.wait_log("usr1")
         self.assertEqual(p.kill9(), -signal.SIGKILL)
@@ -146,7 +153,7 @@ class HelperTests(unittest.TestCase):
         with self.assertRaises(h.MissingDependency) as cm:
             h.Process(["registrar-no-such-binary"]).start()
         self.assertIn("registrar-no-such-binary", str(cm.exception))
-        with mock.patch.object(h, "_find", lambda name: None):
+        with mock.patch.object(util, "_find", lambda name: None):
             self.assertIn("etcd-server", h.Etcd.missing())
             self.assertIn("zookeeper", h.ZooKeeper.missing())
             with self.assertRaises(h.MissingDependency) as cm:
@@ -157,7 +164,7 @@ class HelperTests(unittest.TestCase):
     def test_busybox_rootfs(self):
         root = h.busybox_rootfs()
         self.assertIs(root, h.busybox_rootfs())  # cached
-        self.assertFalse(h._elf_is_dynamic(os.path.join(root, "bin/busybox")))
+        self.assertFalse(_elf_is_dynamic(os.path.join(root, "bin/busybox")))
         for applet in ("sh", "sleep", "nc", "httpd", "true", "false", "cat", "echo", "env",
                        "wget"):
             self.assertEqual(os.readlink(os.path.join(root, "bin", applet)), "busybox")
@@ -239,7 +246,7 @@ class DockerdTests(LeakChecks, unittest.TestCase):
             image = d.import_busybox()
             cid = d.run("-P", "--expose", "6379", image, "sleep", "3600")
             self.assertTrue(d.port(cid, "6379/tcp"))
-            proxies = [argv for pid, (_, _, _, argv) in h._proc_table().items()
+            proxies = [argv for pid, (_, _, _, argv) in _proc_table().items()
                        if pid in d._related() and argv and argv[0].endswith("docker-proxy")]
             self.assertEqual(proxies, [])
             workdir, bridge, pid = d.workdir, d.bridge, d.pid
@@ -255,11 +262,11 @@ class DockerdTests(LeakChecks, unittest.TestCase):
         d.run(image, "sleep", "3600")
         d.run("-p", "127.0.0.1::80", image, "sleep", "3600")
         self.assertTrue(any("containerd-shim" in " ".join(argv)
-                            for pid, (_, _, _, argv) in h._proc_table().items()
+                            for pid, (_, _, _, argv) in _proc_table().items()
                             if pid in d._related()))
         d._proc.kill9()
         workdir, bridge, pid = d.workdir, d.bridge, d.pid
-        cgroups = h._docker_cgroups(workdir)
+        cgroups = _docker_cgroups(workdir)
         self.assertEqual(len(cgroups), 2)
         d.cleanup()
         self.assertNoLeftovers(workdir, pid=pid, bridge=bridge)
@@ -373,7 +380,7 @@ class EtcdTests(LeakChecks, unittest.TestCase):
             urllib.request.HTTPSHandler(context=e.ssl_context(client_cert=False)))
         with self.assertRaises((ssl.SSLError, urllib.error.URLError, ConnectionError)):
             opener.open(e.endpoint + "/v2/keys/tls/a", timeout=5).read()
-        # auth on top of TLS (the client certificate has no CN, see harness)
+        # auth on top of TLS (the client certificate has no CN, see support/etcd.py)
         e.enable_auth("rootpw", "registrar", "regpw", "/tls/")
         e.credentials = ("registrar", "regpw")
         self.assertEqual(e.v3_prefix("/tls/"), {"/tls/b": "2"})
@@ -489,7 +496,7 @@ sys.stdin.read()
             child.stdin.close()
             child.stdout.close()
         self.assertTrue(os.path.isdir(dwork) and os.path.isdir(pwork))
-        cgroups = h._docker_cgroups(dwork) + h._podman_cgroups(pwork)
+        cgroups = _docker_cgroups(dwork) + _podman_cgroups(pwork)
         self.assertEqual(len(cgroups), 2)
         removed = h.sweep_stale()
         self.assertIn(dwork, removed)

@@ -1,0 +1,207 @@
+"""``ZooKeeper``: a private standalone ZooKeeper server (Debian's zookeeper
+package, started straight with java) on 127.0.0.1, with helpers that read
+its tree through a ``ZkClient`` session.
+
+Network rule: the server listens on loopback only (``clientPortAddress``),
+its admin server is off, and only the ruok and stat four-letter words are
+allowed.
+"""
+
+import os
+import signal
+import socket
+
+from .processes import Process, _register, _unregister
+from .util import (MissingDependency, _claim_workdir, _clean_env, _find, _missing, _rmtree,
+                   _tail, free_port, wait_until)
+from .zkclient import ZkClient, ZkError
+
+
+class ZooKeeper:
+    """A standalone ZooKeeper (Debian's zookeeper package) on 127.0.0.1.
+
+    Started straight with java, like the package's zkServer.sh but without
+    systemd or /etc/zookeeper: ``java -cp zookeeper.jar:slf4j-simple.jar
+    QuorumPeerMain zoo.cfg``.  zookeeper.jar's manifest Class-Path pulls in
+    its dependencies; slf4j-simple is added because Debian's classpath has
+    no logging binding (the server would log nothing).
+    """
+
+    JAR = "/usr/share/java/zookeeper.jar"
+    SLF4J = "/usr/share/java/slf4j-simple.jar"
+    REQUIRES = ("java", JAR, SLF4J)
+
+    @classmethod
+    def missing(cls):
+        return _missing(cls.REQUIRES)
+
+    def __init__(self, workdir=None, tick_time_ms=1000):
+        self._own_workdir = workdir is None
+        self.workdir = workdir
+        self.tick_time_ms = tick_time_ms
+        self.client_port = None
+        self._proc = None
+        self._cleaned = False
+
+    def __repr__(self):
+        return "<ZooKeeper %s>" % (self.host_port if self.client_port else self.workdir)
+
+    @property
+    def host_port(self):
+        return "127.0.0.1:%d" % self.client_port
+
+    @property
+    def log_path(self):
+        return os.path.join(self.workdir, "zookeeper.log")
+
+    @property
+    def pid(self):
+        return self._proc.pid if self._proc else None
+
+    def log_tail(self, lines=40):
+        return _tail(self.log_path, lines)
+
+    def alive(self):
+        return self._proc is not None and self._proc.alive()
+
+    def four_letter(self, word, timeout=2.0):
+        """Send a four-letter command (ruok, stat) and return the answer."""
+        with socket.create_connection(("127.0.0.1", self.client_port), timeout=timeout) as s:
+            s.sendall(word.encode())
+            chunks = []
+            while True:
+                chunk = s.recv(4096)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+        return b"".join(chunks).decode("utf-8", "replace")
+
+    def start(self, timeout=30):
+        if self.alive():
+            return self
+        msg = self.missing()
+        if msg:
+            raise MissingDependency(msg)
+        self._cleaned = False
+        _register(self)
+        if self.workdir is None:
+            self.workdir, _ = _claim_workdir("rz")
+        else:
+            os.makedirs(self.workdir, exist_ok=True)
+        first = self.client_port is None
+        for _ in range(3):
+            if first:
+                self.client_port = free_port()
+            self._spawn()
+
+            def ready():
+                if not self._proc.alive():
+                    return "exited"
+                try:
+                    # ruok answers as soon as the port is open; stat tells
+                    # when the server really serves ("Mode: standalone").
+                    return (self.four_letter("ruok") == "imok"
+                            and "Mode: " in self.four_letter("stat"))
+                except OSError:
+                    return False
+            try:
+                if wait_until(ready, timeout=timeout, interval=0.1, message="zookeeper ruok") is True:
+                    return self
+            except AssertionError:
+                pass
+            log = self._proc.log()
+            self._proc.stop(timeout=5)
+            if not (first and "Address already in use" in log):
+                break
+        raise RuntimeError("ZooKeeper did not answer ruok on %s; log tail:\n%s"
+                           % (self.host_port, self.log_tail()))
+
+    def _spawn(self):
+        data = os.path.join(self.workdir, "data")
+        os.makedirs(data, exist_ok=True)
+        cfg = os.path.join(self.workdir, "zoo.cfg")
+        with open(cfg, "w") as f:
+            f.write("tickTime=%d\ninitLimit=10\nsyncLimit=5\n"
+                    "dataDir=%s\nclientPort=%d\nclientPortAddress=127.0.0.1\n"
+                    "maxClientCnxns=0\nadmin.enableServer=false\n"
+                    "4lw.commands.whitelist=ruok,stat\n"
+                    % (self.tick_time_ms, data, self.client_port))
+        argv = [_find("java"), "-Xms32m", "-Xmx256m", "-XX:+UseSerialGC",
+                # Quicker JVM start for a short-lived test server.
+                "-XX:TieredStopAtLevel=1", "-Xshare:auto",
+                "-Djava.net.preferIPv4Stack=true",
+                "-Dzookeeper.admin.enableServer=false",
+                "-Dorg.slf4j.simpleLogger.showDateTime=true",
+                "-cp", "%s:%s" % (self.JAR, self.SLF4J),
+                "org.apache.zookeeper.server.quorum.QuorumPeerMain", cfg]
+        env = _clean_env(drop_prefixes=("JAVA_TOOL_OPTIONS", "_JAVA_OPTIONS", "JDK_JAVA_OPTIONS"))
+        self._proc = Process(argv, env=env, inherit_env=False, log_path=self.log_path,
+                             name="zookeeper", death_signal=signal.SIGTERM, register=False)
+        self._proc.start()
+
+    def client(self, session_timeout_ms=10000):
+        """A new ZkClient session (use as a context manager)."""
+        return ZkClient(self.host_port, session_timeout_ms=session_timeout_ms)
+
+    def get(self, path):
+        """Data of ``path`` as bytes, or None if it does not exist."""
+        with self.client() as zk:
+            try:
+                return zk.get(path)[0]
+            except ZkError as e:
+                if e.code == ZkClient.NONODE:
+                    return None
+                raise
+
+    def children(self, path):
+        """Sorted child names, or None if ``path`` does not exist."""
+        with self.client() as zk:
+            try:
+                return zk.children(path)
+            except ZkError as e:
+                if e.code == ZkClient.NONODE:
+                    return None
+                raise
+
+    def tree(self, path="/"):
+        """{node path: data bytes} for ``path`` and everything below it
+        (without /zookeeper); {} if absent."""
+        out = {}
+        with self.client() as zk:
+            def walk(p):
+                try:
+                    out[p] = zk.get(p)[0]
+                    kids = zk.children(p)
+                except ZkError as e:
+                    if e.code == ZkClient.NONODE:
+                        return
+                    raise
+                for k in kids:
+                    child = (p.rstrip("/") + "/" + k)
+                    if child != "/zookeeper":
+                        walk(child)
+            walk(path)
+        return out
+
+    def stop(self, timeout=10):
+        if self._proc is not None:
+            return self._proc.stop(timeout=timeout)
+
+    def kill(self):
+        if self._proc is not None:
+            return self._proc.kill9()
+
+    def cleanup(self):
+        if self._cleaned:
+            return
+        self._cleaned = True
+        _unregister(self)
+        self.kill()
+        if self.workdir and self._own_workdir and not _rmtree(self.workdir):
+            raise RuntimeError("could not remove %s" % self.workdir)
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.cleanup()
