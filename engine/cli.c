@@ -167,12 +167,29 @@ void cli_usage(const char *command)
            "`registrar help config` lists every key, its variable and default.\n");
 }
 
+/* The key table: key, variable, default, meaning.  A default wider than
+ * its column is printed whole, with the meaning on the next line. */
 void cli_help_config(void)
 {
-    printf("%-19s %-19s %-26s %s\n", "key", "environment", "default", "meaning");
+    enum { KEY_W = 19, ENV_W = 19, DEF_W = 26 };
+    printf("%-*s %-*s %-*s %s\n", KEY_W, "key", ENV_W, "environment", DEF_W, "default", "meaning");
     for (int k = 0; k < CK_COUNT; k++) {
-        const struct config_key_info *info = config_key_info((enum config_key)k);
-        printf("%-19s %-19s %-26.26s %s\n", info->name, info->env ? info->env : "-",
-               info->default_text, info->help);
+        const struct config_key_info *d = config_key_info((enum config_key)k);
+        const char *def = config_key_default_text((enum config_key)k);
+        char more[200] = "";
+        size_t n = 0;
+
+        if (d->type == CT_MS || d->type == CT_COUNT || d->type == CT_MIB)
+            n += (size_t)snprintf(more + n, sizeof more - n, " (%ld to %ld)", d->min, d->max);
+        if (d->env_alt != NULL && n < sizeof more)
+            n += (size_t)snprintf(more + n, sizeof more - n, " (else env %s)", d->env_alt);
+        if (d->secret && n < sizeof more)
+            snprintf(more + n, sizeof more - n, " (secret: not in registrar.config)");
+        if (strlen(def) > DEF_W)
+            printf("%-*s %-*s %s\n%*s %s%s\n", KEY_W, d->name, ENV_W, d->env ? d->env : "-", def,
+                   KEY_W + ENV_W + DEF_W + 2, "", d->help, more);
+        else
+            printf("%-*s %-*s %-*s %s%s\n", KEY_W, d->name, ENV_W, d->env ? d->env : "-", DEF_W, def,
+                   d->help, more);
     }
 }

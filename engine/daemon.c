@@ -129,7 +129,7 @@ static int parts_build(struct daemon *d, struct parts *p, struct config *c, char
 
     memset(p, 0, sizeof *p);
     p->c = c;
-    p->metrics = metrics_new(c->prefix_stats, c->statsd_host, c->statsd_port);
+    p->metrics = metrics_new(c->prefix_stats, c->statsd.host, c->statsd.port);
     p->http = http_new(d->lp, (int)c->concurrency);
     if (p->metrics == NULL || p->http == NULL) {
         snprintf(err, errlen, "out of memory");

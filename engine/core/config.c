@@ -3,7 +3,11 @@
  * file (-e) < flags.  Sources only record raw text and its origin;
  * config_finish() converts and validates once, so a bad value in a lower
  * source that a higher one overrides is no error, and every error names
- * the origin of the value that would have been used. */
+ * the origin of the value that would have been used.
+ *
+ * Nothing here knows a key by name except its check function: the table
+ * (core/config_keys.def) says how each is read, defaulted, freed and
+ * shown. */
 #include "core/config.h"
 
 #include <arpa/inet.h>
@@ -17,56 +21,65 @@
 #include "core/hostinfo.h"
 #include "core/text.h"
 
-#define DEFAULT_PREFIX_PATH \
-    "environment:ENVIRONMENT environment:NAME service:PORT service:HOST_PORT service:HOSTNAME"
-#define DEFAULT_BACKEND "file:///var/lib/registrar/registry.json"
-
-static const struct config_key_info keys[CK_COUNT] = {
-    [CK_DOCKER] = { "docker", "DOCKER_SOCKET", "DOCKER_HOST", "/var/run/docker.sock",
-                    "Docker Engine API: a socket path, unix://PATH or tcp://HOST:PORT" },
-    [CK_DOCKER_TLS_VERIFY] = { "docker_tls_verify", "DOCKER_TLS_VERIFY", NULL, "off",
-                               "verify the daemon's certificate on tcp:// (as the docker CLI does)" },
-    [CK_DOCKER_CERT_PATH] = { "docker_cert_path", "DOCKER_CERT_PATH", NULL, "~/.docker",
-                              "directory holding ca.pem, cert.pem and key.pem for tcp:// TLS" },
-    [CK_INTERVAL] = { "interval", "INTERVAL", NULL, "3000", "ms between full resyncs" },
-    [CK_TTL] = { "ttl", "TTL", NULL, "12000", "ms an entry lives without refresh (service_ttl: ttl)" },
-    [CK_LOG] = { "log", "LOGFILE", NULL, "stdout", "file to append log lines to" },
-    [CK_LOG_LEVEL] = { "log_level", "LOGLEVEL", NULL, "info", "debug, info, warn or error" },
-    [CK_HOSTNAME] = { "hostname", "HOST", NULL, "hostname -f", "this Docker host's name; owns its entries" },
-    [CK_IPADDRESS] = { "ipaddress", "IPADDRESS", NULL, "the host's address",
-                       "address services are reached at" },
-    [CK_PREFIX_STATS] = { "prefix_stats", "PREFIX_STATSD", NULL, "registrar-service", "statsd name prefix" },
-    [CK_PREFIX_SERVICES] = { "prefix_services", "PREFIX_SERVICES", NULL, "/services", "registry prefix of services" },
-    [CK_PREFIX_HOSTS] = { "prefix_hosts", "PREFIX_HOSTS", NULL, "/hosts", "registry prefix of host documents" },
-    [CK_PREFIX_PATH] = { "prefix_path", "PREFIX_PATH", NULL, DEFAULT_PREFIX_PATH,
-                         "key elements below prefix_services, each TYPE:VALUE" },
-    [CK_SERVICE_TTL] = { "service_ttl", "SERVICE_METHOD", NULL, "prune", "prune or ttl" },
-    [CK_BACKEND] = { "backend", "BACKEND", NULL, DEFAULT_BACKEND, "registry URI" },
-    [CK_STATSD] = { "statsd", "STATSD", NULL, "unset", "HOST:PORT (or {host, port}) turns statsd on" },
-    [CK_NAMING] = { "naming", "NAMING", NULL, "default", "default, registrator, or a .lua file" },
-    [CK_SCRIPT] = { "script", "SCRIPT", NULL, "none", "site script loaded after the defaults" },
-    [CK_SCRIPT_INSTRUCTIONS] = { "script_instructions", "SCRIPT_INSTRUCTIONS", NULL, "50000000",
-                                 "Lua instructions one hook call may run before it is stopped" },
-    [CK_SCRIPT_TIMEOUT] = { "script_timeout", "SCRIPT_TIMEOUT", NULL, "1000",
-                            "ms one hook call may run (waiting on the registry not counted)" },
-    [CK_SCRIPT_MEMORY] = { "script_memory", "SCRIPT_MEMORY", NULL, "512",
-                           "MiB the scripts' Lua state may hold" },
-    [CK_HEALTH] = { "health", "HEALTH", NULL, "require",
-                    "require: register containers with a HEALTHCHECK only while healthy; ignore" },
-    [CK_NETWORK] = { "network", "NETWORK", NULL, "none",
-                     "register each container's IP on this network and the container port" },
-    [CK_EXPLICIT] = { "explicit", "EXPLICIT", NULL, "false",
-                      "registrator naming: only containers that set SERVICE_NAME" },
-    [CK_CONCURRENCY] = { "concurrency", "CONCURRENCY", NULL, "16", "registry requests at once" },
-    [CK_TIMEOUT] = { "timeout", "TIMEOUT", NULL, "5000", "ms before a registry request fails" },
-    [CK_USERNAME] = { "username", "BACKEND_USERNAME", NULL, "none", "registry user (etcd)" },
-    [CK_PASSWORD] = { "password", "BACKEND_PASSWORD", NULL, "none", "registry password (etcd)" },
-    [CK_TOKEN] = { "token", "CONSUL_HTTP_TOKEN", "BACKEND_TOKEN", "none", "registry token (Consul ACL)" },
-    [CK_CA_FILE] = { "ca_file", "BACKEND_CA_FILE", NULL, "system CAs", "CA bundle for https registries" },
-    [CK_CERT_FILE] = { "cert_file", "BACKEND_CERT_FILE", NULL, "none", "client certificate for the registry" },
-    [CK_KEY_FILE] = { "key_file", "BACKEND_KEY_FILE", NULL, "none", "client key for the registry" },
-    [CK_SITE] = { "site", NULL, NULL, "{}", "free-form settings for site scripts" },
+struct config_check {
+    struct config *c;
+    char *err;
+    size_t errlen;
 };
+
+typedef int check_fn(struct config_check *ck, enum config_key k);
+static check_fn check_docker, check_ttl, check_hostname, check_ipaddress, check_prefix,
+    check_prefix_path, check_backend;
+
+/* ---- the table ---------------------------------------------------------- */
+
+/* The C type each config_type's field has; a row naming a field of
+ * another type does not compile (_Generic has no match). */
+#define CTYPE_STRING char *
+#define CTYPE_PATH char *
+#define CTYPE_MS long
+#define CTYPE_COUNT long
+#define CTYPE_MIB long
+#define CTYPE_BOOL bool
+#define CTYPE_LIST struct config_list
+#define CTYPE_HOSTPORT struct config_hostport
+#define CTYPE_MAP struct cJSON *
+#define MEMBER(f) (((struct config *)0)->f)
+#define IS_FIELD(type, f) _Generic(MEMBER(f), CTYPE_##type: 0)
+/* a choice is stored as an int-sized enum */
+#define IS_FIELD_CHOICE(f) (0 * sizeof(char[sizeof MEMBER(f) == sizeof(int) ? 1 : -1]))
+#define FIELD_CHECK(type, f) FIELD_CHECK_##type(f)
+#define FIELD_CHECK_STRING(f) IS_FIELD(STRING, f)
+#define FIELD_CHECK_PATH(f) IS_FIELD(PATH, f)
+#define FIELD_CHECK_MS(f) IS_FIELD(MS, f)
+#define FIELD_CHECK_COUNT(f) IS_FIELD(COUNT, f)
+#define FIELD_CHECK_MIB(f) IS_FIELD(MIB, f)
+#define FIELD_CHECK_BOOL(f) IS_FIELD(BOOL, f)
+#define FIELD_CHECK_CHOICE(f) IS_FIELD_CHOICE(f)
+#define FIELD_CHECK_LIST(f) IS_FIELD(LIST, f)
+#define FIELD_CHECK_HOSTPORT(f) IS_FIELD(HOSTPORT, f)
+#define FIELD_CHECK_MAP(f) IS_FIELD(MAP, f)
+
+#define WORDS(...) ((const char *const[]){ __VA_ARGS__, NULL })
+/* a char * field beside the key's own (never at offset 0, which means none) */
+#define SHOWN(f) (offsetof(struct config, f) + IS_FIELD(STRING, f) + \
+                  0 * sizeof(char[offsetof(struct config, f) != 0 ? 1 : -1]))
+
+#define KEY(id, name_, type_, field_, ...) \
+    [id] = { .name = name_, .type = CT_##type_, \
+             .field = offsetof(struct config, field_) + FIELD_CHECK(type_, field_), __VA_ARGS__ },
+static const struct config_key_info keys[CK_COUNT] = {
+#include "core/config_keys.def"
+};
+#undef KEY
+
+/* What a number counts, unless its row says (CT_COUNT). */
+static const char *unit_of(const struct config_key_info *d)
+{
+    if (d->unit != NULL)
+        return d->unit;
+    return d->type == CT_MS ? "milliseconds" : d->type == CT_MIB ? "MiB" : "";
+}
 
 const struct config_key_info *config_key_info(enum config_key k) { return &keys[k]; }
 
@@ -78,38 +91,54 @@ int config_key_find(const char *name)
     return -1;
 }
 
+const char *config_key_default_text(enum config_key k)
+{
+    return keys[k].def ? keys[k].def : keys[k].unset ? keys[k].unset : "none";
+}
+
+const void *config_field(const struct config *c, enum config_key k)
+{
+    return (const char *)c + keys[k].field;
+}
+
+static void *field_of(struct config *c, enum config_key k)
+{
+    return (char *)c + keys[k].field;
+}
+
+static char **shown_of(struct config *c, enum config_key k)
+{
+    return keys[k].shown ? (char **)((char *)c + keys[k].shown) : NULL;
+}
+
 void config_init(struct config *c)
 {
     memset(c, 0, sizeof *c);
 }
 
+static void free_list(struct config_list *l)
+{
+    for (int i = 0; i < l->len; i++)
+        free(l->items[i]);
+    free(l->items);
+    l->items = NULL;
+    l->len = 0;
+}
+
 void config_free(struct config *c)
 {
-    free(c->docker);
-    free(c->docker_cert_path);
-    free(c->log_file);
-    free(c->hostname);
-    free(c->ipaddress);
-    free(c->prefix_stats);
-    free(c->prefix_services);
-    free(c->prefix_hosts);
-    for (int i = 0; i < c->prefix_path_len; i++)
-        free(c->prefix_path[i]);
-    free(c->prefix_path);
-    free(c->backend);
-    free(c->backend_shown);
-    free(c->statsd_host);
-    free(c->naming);
-    free(c->script);
-    free(c->network);
-    free(c->username);
-    free(c->password);
-    free(c->token);
-    free(c->ca_file);
-    free(c->cert_file);
-    free(c->key_file);
-    cJSON_Delete(c->site);
     for (int k = 0; k < CK_COUNT; k++) {
+        void *f = field_of(c, (enum config_key)k);
+        switch (keys[k].type) {
+        case CT_STRING:
+        case CT_PATH: free(*(char **)f); break;
+        case CT_LIST: free_list(f); break;
+        case CT_HOSTPORT: free(((struct config_hostport *)f)->host); break;
+        case CT_MAP: cJSON_Delete(*(cJSON **)f); break;
+        case CT_MS: case CT_COUNT: case CT_MIB: case CT_BOOL: case CT_CHOICE: break;
+        }
+        if (keys[k].shown)
+            free(*shown_of(c, (enum config_key)k));
         free(c->raw[k]);
         cJSON_Delete(c->raw_tree[k]);
         free(c->where[k]);
@@ -259,36 +288,33 @@ int config_load_env_file(struct config *c, const char *path, char *err, size_t e
     return rc;
 }
 
-/* ---- conversion and validation ---------------------------------------- */
-
-struct check {
-    struct config *c;
-    char *err;
-    size_t errlen;
-};
+/* ---- conversion --------------------------------------------------------- */
 
 static const char *origin(const struct config *c, enum config_key k)
 {
     return c->where[k] ? c->where[k] : "default";
 }
 
-/* The value is shown with any password in it redacted: error lines end
- * up in logs. */
-static int fail(struct check *ck, enum config_key k, const char *value, const char *why)
+/* The value is shown with any password in it redacted, and a secret not
+ * at all: error lines end up in logs. */
+static int fail(struct config_check *ck, enum config_key k, const char *value, const char *why)
 {
     char shown[256];
-    snprintf(ck->err, ck->errlen, "%s: \"%.200s\" %s (%s)", keys[k].name,
-             text_redact_uri(value, shown, sizeof shown), why, origin(ck->c, k));
+    if (keys[k].secret)
+        snprintf(ck->err, ck->errlen, "%s: (secret) %s (%s)", keys[k].name, why, origin(ck->c, k));
+    else
+        snprintf(ck->err, ck->errlen, "%s: \"%.200s\" %s (%s)", keys[k].name,
+                 text_redact_uri(value, shown, sizeof shown), why, origin(ck->c, k));
     return -1;
 }
 
-/* The raw text of a key, or its default; NULL when the key has no default. */
-static const char *raw(const struct config *c, enum config_key k, const char *def)
+/* The raw text of a key, or its default; NULL when unset with no default. */
+static const char *raw(const struct config *c, enum config_key k)
 {
-    return c->raw[k] ? c->raw[k] : def;
+    return c->raw[k] ? c->raw[k] : keys[k].def;
 }
 
-static int want_scalar(struct check *ck, enum config_key k)
+static int want_scalar(struct config_check *ck, enum config_key k)
 {
     if (ck->c->raw_tree[k] == NULL)
         return 0;
@@ -297,183 +323,218 @@ static int want_scalar(struct check *ck, enum config_key k)
     return -1;
 }
 
-static int set_string(struct check *ck, enum config_key k, char **out, const char *def)
+static int set_string(struct config_check *ck, enum config_key k, const char *v)
 {
-    const char *v = raw(ck->c, k, def);
-    if (want_scalar(ck, k) < 0)
-        return -1;
-    if (v == NULL)
-        return 0;
+    char **out = field_of(ck->c, k), **shown = shown_of(ck->c, k);
     if (text_has_control(v))
         return fail(ck, k, v, "contains control characters");
     *out = strdup(v);
+    if (*out != NULL && shown != NULL) {
+        size_t n = strlen(v) + 8;       /* redaction adds at most "***" */
+        char *buf = malloc(n);
+        *shown = buf ? strdup(text_redact_uri(v, buf, n)) : NULL;
+        free(buf);
+        if (*shown == NULL)
+            return fail(ck, k, v, "out of memory");
+    }
     return *out ? 0 : fail(ck, k, v, "out of memory");
 }
 
-static int set_number(struct check *ck, enum config_key k, long *out, const char *def,
-                      long min, long max, const char *unit)
+static int set_number(struct config_check *ck, enum config_key k, const char *v)
 {
-    const char *v = raw(ck->c, k, def);
+    const struct config_key_info *d = &keys[k];
     long n;
     char why[96];
-    if (want_scalar(ck, k) < 0)
-        return -1;
     if (text_to_long(v, &n) < 0) {
-        snprintf(why, sizeof why, "is not a whole number of %s", unit);
+        snprintf(why, sizeof why, "is not a whole number of %s", unit_of(d));
         return fail(ck, k, v, why);
     }
-    if (n < min || n > max) {
-        snprintf(why, sizeof why, "is out of range: %ld to %ld %s", min, max, unit);
+    if (n < d->min || n > d->max) {
+        snprintf(why, sizeof why, "is out of range: %ld to %ld %s", d->min, d->max, unit_of(d));
         return fail(ck, k, v, why);
     }
-    *out = n;
+    *(long *)field_of(ck->c, k) = n;
     return 0;
 }
 
-static int set_choice(struct check *ck, enum config_key k, int *out, const char *def,
-                      const char *const *choices, const char *expected)
+static int set_bool(struct config_check *ck, enum config_key k, const char *v)
 {
-    const char *v = raw(ck->c, k, def);
-    if (want_scalar(ck, k) < 0)
-        return -1;
-    for (int i = 0; choices[i] != NULL; i++) {
-        if (strcmp(v, choices[i]) == 0) {
-            *out = i;
+    static const struct { const char *word; bool value; } words[] = {
+        { "", false }, { "0", false }, { "false", false }, { "no", false }, { "off", false },
+        { "1", true }, { "true", true }, { "yes", true }, { "on", true },
+    };
+    /* the docker CLI treats any non-empty DOCKER_TLS_VERIFY as on */
+    for (size_t i = 0; i < sizeof words / sizeof words[0]; i++) {
+        if (strcmp(v, words[i].word) == 0) {
+            *(bool *)field_of(ck->c, k) = words[i].value;
             return 0;
         }
     }
-    return fail(ck, k, v, expected);
+    return fail(ck, k, v, "is not a boolean (true or false)");
 }
 
-static int set_bool(struct check *ck, enum config_key k, bool *out)
+static int set_choice(struct config_check *ck, enum config_key k, const char *v)
 {
-    const char *v = raw(ck->c, k, "0");
-    if (want_scalar(ck, k) < 0)
-        return -1;
-    /* the docker CLI treats any non-empty DOCKER_TLS_VERIFY as on */
-    if (strcmp(v, "") == 0 || strcmp(v, "0") == 0 || strcmp(v, "false") == 0 ||
-        strcmp(v, "no") == 0 || strcmp(v, "off") == 0)
-        *out = false;
-    else if (strcmp(v, "1") == 0 || strcmp(v, "true") == 0 || strcmp(v, "yes") == 0 ||
-             strcmp(v, "on") == 0)
-        *out = true;
-    else
-        return fail(ck, k, v, "is not a boolean (true or false)");
-    return 0;
-}
-
-static int add_path_element(struct check *ck, const char *elem)
-{
-    static const char *const types[] = { "environment", "string", "service", "label", NULL };
-    struct config *c = ck->c;
-    const char *colon = strchr(elem, ':');
-    char **grown;
-    int known = 0;
-
-    if (colon == NULL || colon == elem || colon[1] == '\0')
-        return fail(ck, CK_PREFIX_PATH, elem, "is not TYPE:VALUE");
-    for (int i = 0; types[i]; i++)
-        if (strlen(types[i]) == (size_t)(colon - elem) && strncmp(elem, types[i], (size_t)(colon - elem)) == 0)
-            known = 1;
-    if (!known)
-        return fail(ck, CK_PREFIX_PATH, elem, "has an unknown TYPE: use environment, string, service or label");
-    if (text_has_control(elem))
-        return fail(ck, CK_PREFIX_PATH, elem, "contains control characters");
-    grown = realloc(c->prefix_path, (size_t)(c->prefix_path_len + 1) * sizeof *grown);
-    if (grown == NULL || (grown[c->prefix_path_len] = strdup(elem)) == NULL) {
-        if (grown)
-            c->prefix_path = grown;
-        return fail(ck, CK_PREFIX_PATH, elem, "out of memory");
+    const char *const *words = keys[k].words;
+    char why[200];
+    size_t n;
+    for (int i = 0; words[i] != NULL; i++) {
+        if (strcmp(v, words[i]) == 0) {
+            *(int *)field_of(ck->c, k) = i;
+            return 0;
+        }
     }
-    c->prefix_path = grown;
-    c->prefix_path_len++;
+    /* "is not a, b or c" */
+    n = (size_t)snprintf(why, sizeof why, "is not");
+    for (int i = 0; words[i] != NULL && n < sizeof why; i++)
+        n += (size_t)snprintf(why + n, sizeof why - n, "%s%s", i == 0 ? " " : words[i + 1] ? ", " : " or ",
+                              words[i]);
+    return fail(ck, k, v, why);
+}
+
+static int list_add(struct config_check *ck, enum config_key k, const char *elem)
+{
+    struct config_list *l = field_of(ck->c, k);
+    char **grown;
+    if (text_has_control(elem))
+        return fail(ck, k, elem, "contains control characters");
+    grown = realloc(l->items, (size_t)(l->len + 1) * sizeof *grown);
+    if (grown == NULL)
+        return fail(ck, k, elem, "out of memory");
+    l->items = grown;
+    if ((l->items[l->len] = strdup(elem)) == NULL)
+        return fail(ck, k, elem, "out of memory");
+    l->len++;
     return 0;
 }
 
 /* A list from YAML, or one string of elements separated by spaces/commas. */
-static int set_prefix_path(struct check *ck)
+static int set_list(struct config_check *ck, enum config_key k)
 {
-    const cJSON *tree = ck->c->raw_tree[CK_PREFIX_PATH], *item;
-    char *copy, *tok, *save = NULL;
+    const cJSON *tree = ck->c->raw_tree[k], *item;
+    const char *v = raw(ck->c, k);
+    char *copy, *tok, *save = NULL, why[120];
     int rc = 0;
 
     if (tree != NULL) {
-        if (!cJSON_IsArray(tree))
-            return fail(ck, CK_PREFIX_PATH, "(map)", "is not a list of TYPE:VALUE elements");
+        if (!cJSON_IsArray(tree)) {
+            snprintf(why, sizeof why, "is not a list of %s", keys[k].unit ? keys[k].unit : "strings");
+            return fail(ck, k, "(map)", why);
+        }
         cJSON_ArrayForEach(item, tree) {
             if (!cJSON_IsString(item))
-                return fail(ck, CK_PREFIX_PATH, "(list)", "holds an element that is not a string");
-            if (add_path_element(ck, item->valuestring) < 0)
+                return fail(ck, k, "(list)", "holds an element that is not a string");
+            if (list_add(ck, k, item->valuestring) < 0)
                 return -1;
         }
         return 0;
     }
-    copy = strdup(raw(ck->c, CK_PREFIX_PATH, DEFAULT_PREFIX_PATH));
+    if (v == NULL)
+        return 0;
+    copy = strdup(v);
     if (copy == NULL)
-        return fail(ck, CK_PREFIX_PATH, "", "out of memory");
+        return fail(ck, k, "", "out of memory");
     for (tok = strtok_r(copy, " ,\t", &save); tok && rc == 0; tok = strtok_r(NULL, " ,\t", &save))
-        rc = add_path_element(ck, tok);
+        rc = list_add(ck, k, tok);
     free(copy);
     return rc;
 }
 
-static int set_statsd(struct check *ck)
+/* HOST:PORT, or from YAML {host: H, port: P} with port defaulting. */
+static int set_hostport(struct config_check *ck, enum config_key k)
 {
-    struct config *c = ck->c;
-    const cJSON *tree = c->raw_tree[CK_STATSD];
-    char hostport[300];
+    struct config_hostport *out = field_of(ck->c, k);
+    const cJSON *tree = ck->c->raw_tree[k];
+    const char *v = raw(ck->c, k);
+    char hostport[300], *colon;
     long port;
 
     if (tree != NULL) {
         const cJSON *h = cJSON_GetObjectItemCaseSensitive(tree, "host");
         const cJSON *p = cJSON_GetObjectItemCaseSensitive(tree, "port");
         if (!cJSON_IsObject(tree) || !cJSON_IsString(h))
-            return fail(ck, CK_STATSD, "(map)", "needs host: and port:");
-        snprintf(hostport, sizeof hostport, "%s:%s", h->valuestring,
-                 cJSON_IsString(p) ? p->valuestring : "8125");
-    } else if (c->raw[CK_STATSD] != NULL) {
-        snprintf(hostport, sizeof hostport, "%s", c->raw[CK_STATSD]);
+            return fail(ck, k, "(map)", "needs host: and port:");
+        if (cJSON_IsString(p))
+            snprintf(hostport, sizeof hostport, "%s:%s", h->valuestring, p->valuestring);
+        else
+            snprintf(hostport, sizeof hostport, "%s:%d", h->valuestring, keys[k].port);
+    } else if (v != NULL) {
+        snprintf(hostport, sizeof hostport, "%s", v);
     } else {
         return 0;
     }
-    char *colon = strrchr(hostport, ':');
+    colon = strrchr(hostport, ':');
     if (colon == NULL || colon == hostport || text_to_long(colon + 1, &port) < 0 || port < 1 || port > 65535)
-        return fail(ck, CK_STATSD, hostport, "is not HOST:PORT");
+        return fail(ck, k, hostport, "is not HOST:PORT");
     *colon = '\0';
-    c->statsd_host = strdup(hostport);
-    c->statsd_port = (int)port;
+    if ((out->host = strdup(hostport)) == NULL)
+        return fail(ck, k, hostport, "out of memory");
+    out->port = (int)port;
     return 0;
 }
 
-static int set_site(struct check *ck)
+/* Only a YAML map: site scripts read it as a table.  The default is JSON. */
+static int set_map(struct config_check *ck, enum config_key k)
 {
-    const cJSON *tree = ck->c->raw_tree[CK_SITE];
-    if (ck->c->raw[CK_SITE] != NULL)
-        return fail(ck, CK_SITE, ck->c->raw[CK_SITE], "must be a map in the YAML file");
+    const cJSON *tree = ck->c->raw_tree[k];
+    cJSON **out = field_of(ck->c, k);
+    if (ck->c->raw[k] != NULL)
+        return fail(ck, k, ck->c->raw[k], "must be a map in the YAML file");
     if (tree != NULL && !cJSON_IsObject(tree))
-        return fail(ck, CK_SITE, "(list)", "must be a map");
-    ck->c->site = tree ? cJSON_Duplicate(tree, 1) : cJSON_CreateObject();
-    return 0;
+        return fail(ck, k, "(list)", "must be a map");
+    *out = tree ? cJSON_Duplicate(tree, 1) : cJSON_Parse(keys[k].def ? keys[k].def : "{}");
+    return *out ? 0 : fail(ck, k, "", "out of memory");
 }
 
-static int check_backend(struct check *ck)
+static int convert(struct config_check *ck, enum config_key k)
 {
-    const char *v = ck->c->backend, *p = v;
-    char shown[1024];
-    ck->c->backend_shown = strdup(text_redact_uri(v, shown, sizeof shown));
+    const char *v = raw(ck->c, k);
+    switch (keys[k].type) {
+    case CT_LIST: return set_list(ck, k);
+    case CT_HOSTPORT: return set_hostport(ck, k);
+    case CT_MAP: return set_map(ck, k);
+    default: break;
+    }
+    if (want_scalar(ck, k) < 0)
+        return -1;
+    if (v == NULL)
+        return 0;               /* unset: the field stays NULL, 0 or false */
+    switch (keys[k].type) {
+    case CT_STRING:
+    case CT_PATH: return set_string(ck, k, v);
+    case CT_MS:
+    case CT_COUNT:
+    case CT_MIB: return set_number(ck, k, v);
+    case CT_BOOL: return set_bool(ck, k, v);
+    case CT_CHOICE: return set_choice(ck, k, v);
+    default: return 0;
+    }
+}
+
+/* ---- the checks the types cannot make ----------------------------------- */
+
+static const char *string_of(struct config_check *ck, enum config_key k)
+{
+    return *(char **)field_of(ck->c, k);
+}
+
+static int check_backend(struct config_check *ck, enum config_key k)
+{
+    const char *v = string_of(ck, k), *p = v;
     if (!isalpha((unsigned char)*p))
-        return fail(ck, CK_BACKEND, v, "is not a URI like etcd://HOST:PORT or file:///PATH");
+        return fail(ck, k, v, "is not a URI like etcd://HOST:PORT or file:///PATH");
     while (isalnum((unsigned char)*p) || *p == '+' || *p == '-' || *p == '.')
         p++;
     if (strncmp(p, "://", 3) != 0)
-        return fail(ck, CK_BACKEND, v, "is not a URI like etcd://HOST:PORT or file:///PATH");
+        return fail(ck, k, v, "is not a URI like etcd://HOST:PORT or file:///PATH");
     return 0;
 }
 
 /* A registry prefix: every key starts with it, and backends compare
  * keys against it to decide what is this host's. */
-static int check_prefix(struct check *ck, enum config_key k, const char *v)
+static int check_prefix(struct config_check *ck, enum config_key k)
 {
+    const char *v = string_of(ck, k);
     char *copy, *seg, *save = NULL;
     int rc = 0;
     if (v[0] != '/')
@@ -484,7 +545,8 @@ static int check_prefix(struct check *ck, enum config_key k, const char *v)
         return fail(ck, k, v, "is not UTF-8");
     if (strstr(v, "//") != NULL)
         return fail(ck, k, v, "has an empty segment ('//')");
-    copy = strdup(v);
+    if ((copy = strdup(v)) == NULL)
+        return fail(ck, k, v, "out of memory");
     for (seg = strtok_r(copy, "/", &save); seg && rc == 0; seg = strtok_r(NULL, "/", &save))
         if (strcmp(seg, ".") == 0 || strcmp(seg, "..") == 0)
             rc = fail(ck, k, v, "has a relative segment ('.' or '..')");
@@ -492,38 +554,77 @@ static int check_prefix(struct check *ck, enum config_key k, const char *v)
     return rc;
 }
 
+/* Each element TYPE:VALUE, with a TYPE the naming scripts know. */
+static int check_prefix_path(struct config_check *ck, enum config_key k)
+{
+    static const char *const types[] = { "environment", "string", "service", "label", NULL };
+    const struct config_list *l = field_of(ck->c, k);
+
+    for (int e = 0; e < l->len; e++) {
+        const char *elem = l->items[e], *colon = strchr(elem, ':');
+        int known = 0;
+        if (colon == NULL || colon == elem || colon[1] == '\0')
+            return fail(ck, k, elem, "is not TYPE:VALUE");
+        for (int i = 0; types[i]; i++)
+            if (strlen(types[i]) == (size_t)(colon - elem) && strncmp(elem, types[i], (size_t)(colon - elem)) == 0)
+                known = 1;
+        if (!known)
+            return fail(ck, k, elem, "has an unknown TYPE: use environment, string, service or label");
+    }
+    return 0;
+}
+
 /* The Docker API: what the docker CLI takes in DOCKER_HOST, less what
  * registrar cannot speak (ssh://, npipe://, fd://). */
-static int check_docker(struct check *ck)
+static int check_docker(struct config_check *ck, enum config_key k)
 {
-    const char *v = ck->c->docker, *host, *colon;
+    const char *v = string_of(ck, k), *host, *colon;
     long port;
     if (v[0] == '/' || (strncmp(v, "unix:///", 8) == 0 && v[8] != '\0'))
         return 0;
     if (strncmp(v, "tcp://", 6) != 0)
-        return fail(ck, CK_DOCKER, v, "is not a socket path, unix:///PATH or tcp://HOST:PORT");
+        return fail(ck, k, v, "is not a socket path, unix:///PATH or tcp://HOST:PORT");
     host = v + 6;
     if (host[0] == '[')
         colon = strstr(host, "]:") ? strstr(host, "]:") + 1 : NULL;
     else
         colon = strchr(host, ':');
     if (host[0] == '\0' || host[0] == ':' || host[0] == '/' || strchr(host, '@') != NULL)
-        return fail(ck, CK_DOCKER, v, "has no HOST (tcp://HOST:PORT)");
+        return fail(ck, k, v, "has no HOST (tcp://HOST:PORT)");
     if (colon != NULL) {
         char digits[16];
         snprintf(digits, sizeof digits, "%.*s", (int)strcspn(colon + 1, "/"), colon + 1);
         if (text_to_long(digits, &port) < 0 || port < 1 || port > 65535)
-            return fail(ck, CK_DOCKER, v, "has a port that is not 1 to 65535");
+            return fail(ck, k, v, "has a port that is not 1 to 65535");
     }
     return 0;
 }
 
-static int check_hostname(struct check *ck)
+/* In ttl mode an entry must outlive the resync that refreshes it. */
+static int check_ttl(struct config_check *ck, enum config_key k)
 {
-    const char *v = ck->c->hostname;
+    const struct config *c = ck->c;
+    if (c->mode == MODE_TTL && c->ttl_ms <= c->interval_ms) {
+        char v[32];
+        snprintf(v, sizeof v, "%ld", c->ttl_ms);
+        return fail(ck, k, v, "must be longer than interval, or entries expire between refreshes");
+    }
+    return 0;
+}
+
+/* Unset: what `hostname -f` would print. */
+static int check_hostname(struct config_check *ck, enum config_key k)
+{
+    char **v = field_of(ck->c, k), buf[256];
+    if (*v == NULL) {
+        if (hostinfo_fqdn(buf, sizeof buf) < 0)
+            return fail(ck, k, "", "could not be found (set HOST or -H)");
+        if ((*v = strdup(buf)) == NULL)
+            return fail(ck, k, buf, "out of memory");
+    }
     /* It becomes a key segment and marks ownership: keep it plain. */
-    if (v[0] == '\0' || strchr(v, '/') || strcmp(v, ".") == 0 || strcmp(v, "..") == 0)
-        return fail(ck, CK_HOSTNAME, v, "is not usable as a host name (empty, '/', or dots only)");
+    if ((*v)[0] == '\0' || strchr(*v, '/') || strcmp(*v, ".") == 0 || strcmp(*v, "..") == 0)
+        return fail(ck, k, *v, "is not usable as a host name (empty, '/', or dots only)");
     return 0;
 }
 
@@ -551,91 +652,33 @@ static bool is_dns_name(const char *v)
     return label > 0 && v[n - 1] != '-' && letter;
 }
 
-/* Services are advertised at it: an IP address, or a name resolvers know. */
-static int check_ipaddress(struct check *ck)
+/* Services are advertised at it: an IP address, or a name resolvers know.
+ * Unset: the address of the interface with the default route. */
+static int check_ipaddress(struct config_check *ck, enum config_key k)
 {
-    const char *v = ck->c->ipaddress;
+    char **v = field_of(ck->c, k), buf[256];
     unsigned char addr[sizeof(struct in6_addr)];
-    if (inet_pton(AF_INET, v, addr) == 1 || inet_pton(AF_INET6, v, addr) == 1 || is_dns_name(v))
-        return 0;
-    return fail(ck, CK_IPADDRESS, v, "is not an IPv4 or IPv6 address, nor a DNS name");
-}
-
-static int fill_host_defaults(struct check *ck)
-{
-    struct config *c = ck->c;
-    char buf[256];
-    if (c->hostname == NULL) {
-        if (hostinfo_fqdn(buf, sizeof buf) < 0)
-            return fail(ck, CK_HOSTNAME, "", "could not be found (set HOST or -H)");
-        c->hostname = strdup(buf);
-    }
-    if (c->ipaddress == NULL) {
+    if (*v == NULL) {
         if (hostinfo_address(buf, sizeof buf) < 0)
-            return fail(ck, CK_IPADDRESS, "", "could not be found (set IPADDRESS or -a)");
-        c->ipaddress = strdup(buf);
+            return fail(ck, k, "", "could not be found (set IPADDRESS or -a)");
+        if ((*v = strdup(buf)) == NULL)
+            return fail(ck, k, buf, "out of memory");
     }
-    return 0;
+    if (inet_pton(AF_INET, *v, addr) == 1 || inet_pton(AF_INET6, *v, addr) == 1 || is_dns_name(*v))
+        return 0;
+    return fail(ck, k, *v, "is not an IPv4 or IPv6 address, nor a DNS name");
 }
 
+/* Every key is converted first, then every check runs in table order:
+ * a check may read keys below its own (ttl reads service_ttl). */
 int config_finish(struct config *c, char *err, size_t errlen)
 {
-    static const char *const levels[] = { "debug", "info", "warn", "error", NULL };
-    static const char *const modes[] = { "prune", "ttl", NULL };
-    static const char *const health[] = { "require", "ignore", NULL };
-    struct check ck = { c, err, errlen };
-    int level = LOG_INFO, mode = MODE_PRUNE, hm = HEALTH_REQUIRE;
-
-    if (set_string(&ck, CK_DOCKER, &c->docker, "/var/run/docker.sock") < 0 ||
-        check_docker(&ck) < 0 ||
-        set_bool(&ck, CK_DOCKER_TLS_VERIFY, &c->docker_tls_verify) < 0 ||
-        set_string(&ck, CK_DOCKER_CERT_PATH, &c->docker_cert_path, NULL) < 0 ||
-        set_number(&ck, CK_INTERVAL, &c->interval_ms, "3000", 10, 86400000, "milliseconds") < 0 ||
-        set_number(&ck, CK_TTL, &c->ttl_ms, "12000", 1000, 86400000, "milliseconds") < 0 ||
-        set_string(&ck, CK_LOG, &c->log_file, NULL) < 0 ||
-        set_choice(&ck, CK_LOG_LEVEL, &level, "info", levels, "is not debug, info, warn or error") < 0 ||
-        set_string(&ck, CK_HOSTNAME, &c->hostname, NULL) < 0 ||
-        set_string(&ck, CK_IPADDRESS, &c->ipaddress, NULL) < 0 ||
-        set_string(&ck, CK_PREFIX_STATS, &c->prefix_stats, "registrar-service") < 0 ||
-        set_string(&ck, CK_PREFIX_SERVICES, &c->prefix_services, "/services") < 0 ||
-        check_prefix(&ck, CK_PREFIX_SERVICES, c->prefix_services) < 0 ||
-        set_string(&ck, CK_PREFIX_HOSTS, &c->prefix_hosts, "/hosts") < 0 ||
-        check_prefix(&ck, CK_PREFIX_HOSTS, c->prefix_hosts) < 0 ||
-        set_prefix_path(&ck) < 0 ||
-        set_choice(&ck, CK_SERVICE_TTL, &mode, "prune", modes, "is not prune or ttl") < 0 ||
-        set_string(&ck, CK_BACKEND, &c->backend, DEFAULT_BACKEND) < 0 ||
-        check_backend(&ck) < 0 ||
-        set_statsd(&ck) < 0 ||
-        set_string(&ck, CK_NAMING, &c->naming, "default") < 0 ||
-        set_string(&ck, CK_SCRIPT, &c->script, NULL) < 0 ||
-        set_number(&ck, CK_SCRIPT_INSTRUCTIONS, &c->script_instructions, "50000000", 100000,
-                   100000000000L, "instructions") < 0 ||
-        set_number(&ck, CK_SCRIPT_TIMEOUT, &c->script_timeout_ms, "1000", 10, 600000,
-                   "milliseconds") < 0 ||
-        set_number(&ck, CK_SCRIPT_MEMORY, &c->script_memory_mb, "512", 16, 65536, "MiB") < 0 ||
-        set_choice(&ck, CK_HEALTH, &hm, "require", health, "is not require or ignore") < 0 ||
-        set_string(&ck, CK_NETWORK, &c->network, NULL) < 0 ||
-        set_bool(&ck, CK_EXPLICIT, &c->explicit_only) < 0 ||
-        set_number(&ck, CK_CONCURRENCY, &c->concurrency, "16", 1, 1024, "requests") < 0 ||
-        set_number(&ck, CK_TIMEOUT, &c->timeout_ms, "5000", 100, 600000, "milliseconds") < 0 ||
-        set_string(&ck, CK_USERNAME, &c->username, NULL) < 0 ||
-        set_string(&ck, CK_PASSWORD, &c->password, NULL) < 0 ||
-        set_string(&ck, CK_TOKEN, &c->token, NULL) < 0 ||
-        set_string(&ck, CK_CA_FILE, &c->ca_file, NULL) < 0 ||
-        set_string(&ck, CK_CERT_FILE, &c->cert_file, NULL) < 0 ||
-        set_string(&ck, CK_KEY_FILE, &c->key_file, NULL) < 0 ||
-        set_site(&ck) < 0 ||
-        fill_host_defaults(&ck) < 0 ||
-        check_hostname(&ck) < 0 ||
-        check_ipaddress(&ck) < 0)
-        return -1;
-    c->log_level = (enum log_level)level;
-    c->mode = (enum service_mode)mode;
-    c->health = (enum health_mode)hm;
-    if (c->mode == MODE_TTL && c->ttl_ms <= c->interval_ms) {
-        char v[32];
-        snprintf(v, sizeof v, "%ld", c->ttl_ms);
-        return fail(&ck, CK_TTL, v, "must be longer than interval, or entries expire between refreshes");
-    }
+    struct config_check ck = { c, err, errlen };
+    for (int k = 0; k < CK_COUNT; k++)
+        if (convert(&ck, (enum config_key)k) < 0)
+            return -1;
+    for (int k = 0; k < CK_COUNT; k++)
+        if (keys[k].check != NULL && keys[k].check(&ck, (enum config_key)k) < 0)
+            return -1;
     return 0;
 }

@@ -1,4 +1,10 @@
-/* config.h: the merged configuration and where each value came from. */
+/* config.h: the merged configuration and where each value came from.
+ *
+ * Every key is one row of core/config_keys.def: its name, variables,
+ * type, default, range, field of struct config, check and help.  That
+ * table alone drives the parser, the defaults, `registrar help config`,
+ * config_free() and registrar.config.  Adding a key is one row there and
+ * its field here. */
 #ifndef REGISTRAR_CONFIG_H
 #define REGISTRAR_CONFIG_H
 
@@ -12,24 +18,42 @@ struct cJSON;
 enum service_mode { MODE_PRUNE, MODE_TTL };
 enum health_mode { HEALTH_REQUIRE, HEALTH_IGNORE };
 
-/* Every key, in the order `registrar help config` lists them. */
+/* Every key, CK_<NAME>, in the order `registrar help config` lists them. */
 enum config_key {
-    CK_DOCKER, CK_DOCKER_TLS_VERIFY, CK_DOCKER_CERT_PATH,
-    CK_INTERVAL, CK_TTL, CK_LOG, CK_LOG_LEVEL,
-    CK_HOSTNAME, CK_IPADDRESS,
-    CK_PREFIX_STATS, CK_PREFIX_SERVICES, CK_PREFIX_HOSTS, CK_PREFIX_PATH,
-    CK_SERVICE_TTL, CK_BACKEND, CK_STATSD,
-    CK_NAMING, CK_SCRIPT, CK_SCRIPT_INSTRUCTIONS, CK_SCRIPT_TIMEOUT, CK_SCRIPT_MEMORY,
-    CK_HEALTH, CK_NETWORK, CK_EXPLICIT, CK_CONCURRENCY, CK_TIMEOUT,
-    CK_USERNAME, CK_PASSWORD, CK_TOKEN, CK_CA_FILE, CK_CERT_FILE, CK_KEY_FILE,
-    CK_SITE,
+#define KEY(id, ...) id,
+#include "core/config_keys.def"
+#undef KEY
     CK_COUNT
+};
+
+/* What a key's text is converted to, and the C type of its field. */
+enum config_type {
+    CT_STRING,      /* char *: text without control characters; NULL when unset */
+    CT_PATH,        /* char *: the same, naming a file or directory */
+    CT_MS,          /* long: whole milliseconds, min to max */
+    CT_COUNT,       /* long: a whole number of `unit`, min to max */
+    CT_MIB,         /* long: whole MiB, min to max */
+    CT_BOOL,        /* bool: true/false, yes/no, on/off, 1/0 */
+    CT_CHOICE,      /* an enum: the index of one of `words` */
+    CT_LIST,        /* struct config_list: a YAML list, or one string split at spaces/commas */
+    CT_HOSTPORT,    /* struct config_hostport: HOST:PORT, or a YAML map {host, port} */
+    CT_MAP,         /* struct cJSON *: a free-form YAML map, never a string */
+};
+
+struct config_list {
+    char **items;
+    int len;
+};
+
+struct config_hostport {
+    char *host;                 /* NULL: unset */
+    int port;
 };
 
 struct config {
     char *docker;               /* socket path or unix:// tcp:// URI */
     bool docker_tls_verify;
-    char *docker_cert_path;
+    char *docker_cert_path;     /* NULL: ~/.docker */
     long interval_ms;
     long ttl_ms;
     char *log_file;             /* NULL: stdout */
@@ -39,13 +63,11 @@ struct config {
     char *prefix_stats;
     char *prefix_services;
     char *prefix_hosts;
-    char **prefix_path;
-    int prefix_path_len;
+    struct config_list prefix_path;
     enum service_mode mode;
     char *backend;
     char *backend_shown;        /* backend with any password redacted: for the log */
-    char *statsd_host;          /* NULL: metrics stay in-process */
-    int statsd_port;
+    struct config_hostport statsd;  /* host NULL: metrics stay in-process */
     char *naming;               /* "default", "registrator" or a file */
     char *script;               /* site script, NULL for none */
     long script_instructions;   /* budget of one hook call */
@@ -66,16 +88,36 @@ struct config {
     char *where[CK_COUNT];
 };
 
+struct config_check;            /* config.c's state while config_finish() runs */
+
+/* One row of the table. */
 struct config_key_info {
-    const char *name;
+    const char *name;           /* in YAML and registrar.config */
+    enum config_type type;
+    size_t field;               /* offsetof(struct config, ...) */
     const char *env;            /* primary variable, NULL if none */
-    const char *env_alt;        /* a second accepted variable */
-    const char *default_text;   /* as the help shows it */
+    const char *env_alt;        /* a second accepted variable; env beats it */
+    const char *def;            /* the default, parsed as any value is; NULL: unset */
+    const char *unset;          /* with no def: what unset means, as help shows it */
+    long min, max;              /* numbers: the accepted range */
+    const char *unit;           /* counts: what is counted; lists: what the elements are */
+    const char *const *words;   /* choices, NULL-terminated; the field holds the index */
+    int port;                   /* host:port: the port a map without port: gets */
+    size_t shown;               /* non-zero: a char * field with the value's password
+                                 * redacted, which logs and registrar.config show */
+    bool secret;                /* never in registrar.config, never shown in errors */
+    /* Runs after every key is converted, in table order: validates what
+     * the type cannot, may fill a computed default or compare keys. */
+    int (*check)(struct config_check *ck, enum config_key k);
     const char *help;
 };
 
 const struct config_key_info *config_key_info(enum config_key k);
 int config_key_find(const char *name);
+/* The default as `registrar help config` shows it: def, else unset. */
+const char *config_key_default_text(enum config_key k);
+/* The field of key k in c, of the C type its config_type names. */
+const void *config_field(const struct config *c, enum config_key k);
 
 void config_init(struct config *c);
 void config_free(struct config *c);

@@ -77,9 +77,9 @@ static bool duplicate_key(struct yaml_doc *y, const yaml_node_t *map, const yaml
     return false;
 }
 
-/* Nested values keep their text for lists of scalars (prefix_path) and as
- * typed JSON under `site`.  NULL with y->err set when the value is too
- * big or malformed. */
+/* Nested values keep their text for lists of scalars (prefix_path) and
+ * are typed JSON in a free-form map (CT_MAP: `site`).  NULL with y->err
+ * set when the value is too big or malformed. */
 static cJSON *node_to_json(struct yaml_doc *y, yaml_node_t *n, int depth, int typed)
 {
     cJSON *out;
@@ -133,6 +133,7 @@ static int load_pair(struct config *c, struct yaml_doc *y, yaml_node_t *key, yam
 {
     char where[600];
     int k;
+    bool map;
 
     if (key->type != YAML_SCALAR_NODE) {
         snprintf(y->err, y->errlen, "%s:%d: a key must be a plain word", y->path, line_of(key));
@@ -145,7 +146,8 @@ static int load_pair(struct config *c, struct yaml_doc *y, yaml_node_t *key, yam
         return -1;
     }
     snprintf(where, sizeof where, "%s:%d", y->path, line_of(value));
-    if (value->type == YAML_SCALAR_NODE && k != CK_SITE) {
+    map = config_key_info((enum config_key)k)->type == CT_MAP;
+    if (value->type == YAML_SCALAR_NODE && !map) {
         if (scalar(value)[0] == '\0' || (value->data.scalar.style == YAML_PLAIN_SCALAR_STYLE &&
                                          (strcmp(scalar(value), "~") == 0 || strcmp(scalar(value), "null") == 0))) {
             snprintf(y->err, y->errlen, "%s: no value (%s)", scalar(key), where);
@@ -156,7 +158,7 @@ static int load_pair(struct config *c, struct yaml_doc *y, yaml_node_t *key, yam
     y->nodes = 0;
     y->key = scalar(key);
     y->err[0] = '\0';
-    cJSON *tree = node_to_json(y, value, 0, k == CK_SITE);
+    cJSON *tree = node_to_json(y, value, 0, map);
     if (tree == NULL)
         return -1;
     return config_set_tree(c, (enum config_key)k, tree, where, y->err, y->errlen);

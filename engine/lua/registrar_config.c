@@ -1,10 +1,10 @@
 /* registrar_config.c: registrar.config, the merged configuration as a
- * read-only table, and registrar.host.  Outside the daemon (the module
- * busted loads) both are plain tables a spec fills. */
+ * read-only table built from the key table (core/config_keys.def), and
+ * registrar.host.  Outside the daemon (the module busted loads) both are
+ * plain tables a spec fills. */
 #include <lauxlib.h>
 
 #include "core/config.h"
-#include "core/log.h"
 #include "lua/modules.h"
 #include "lua/registrar_json.h"
 
@@ -16,59 +16,74 @@ static void set_string_field(lua_State *L, const char *name, const char *value)
     lua_setfield(L, -2, name);
 }
 
-static void set_integer_field(lua_State *L, const char *name, lua_Integer value)
+/* Pushes key k's value as its natural Lua type; returns 0 (and pushes
+ * nothing) when the key is unset. */
+static int push_value(lua_State *L, const struct config *c, enum config_key k)
 {
-    lua_pushinteger(L, value);
-    lua_setfield(L, -2, name);
+    const struct config_key_info *d = config_key_info(k);
+    const void *f = config_field(c, k);
+    const char *s;
+
+    switch (d->type) {
+    case CT_STRING:
+    case CT_PATH:
+        /* a value holding a password shows as its redacted copy */
+        s = d->shown ? *(char *const *)((const char *)c + d->shown) : *(char *const *)f;
+        if (s == NULL)
+            return 0;
+        lua_pushstring(L, s);
+        return 1;
+    case CT_MS:
+    case CT_COUNT:
+    case CT_MIB:
+        lua_pushinteger(L, *(const long *)f);
+        return 1;
+    case CT_BOOL:
+        lua_pushboolean(L, *(const bool *)f);
+        return 1;
+    case CT_CHOICE:
+        lua_pushstring(L, d->words[*(const int *)f]);
+        return 1;
+    case CT_LIST: {
+        const struct config_list *l = f;
+        lua_createtable(L, l->len, 0);
+        for (int i = 0; i < l->len; i++) {
+            lua_pushstring(L, l->items[i]);
+            lua_rawseti(L, -2, i + 1);
+        }
+        return 1;
+    }
+    case CT_HOSTPORT: {
+        const struct config_hostport *hp = f;
+        if (hp->host == NULL)
+            return 0;
+        lua_createtable(L, 0, 2);
+        set_string_field(L, "host", hp->host);
+        lua_pushinteger(L, hp->port);
+        lua_setfield(L, -2, "port");
+        return 1;
+    }
+    case CT_MAP:
+        if (*(struct cJSON *const *)f != NULL)
+            lua_json_push(L, *(struct cJSON *const *)f);
+        else
+            lua_newtable(L);
+        return 1;
+    }
+    return 0;
 }
 
+/* Every key of the table by its name; secret keys only with secrets. */
 void lua_registrar_push_config(lua_State *L, const struct config *c, bool secrets)
 {
-    lua_newtable(L);
-    set_string_field(L, "docker", c->docker);
-    set_integer_field(L, "interval", c->interval_ms);
-    set_integer_field(L, "ttl", c->ttl_ms);
-    set_string_field(L, "log_level", log_level_name(c->log_level));
-    set_string_field(L, "hostname", c->hostname);
-    set_string_field(L, "ipaddress", c->ipaddress);
-    set_string_field(L, "prefix_stats", c->prefix_stats);
-    set_string_field(L, "prefix_services", c->prefix_services);
-    set_string_field(L, "prefix_hosts", c->prefix_hosts);
-    lua_createtable(L, c->prefix_path_len, 0);
-    for (int i = 0; i < c->prefix_path_len; i++) {
-        lua_pushstring(L, c->prefix_path[i]);
-        lua_rawseti(L, -2, i + 1);
+    lua_createtable(L, 0, CK_COUNT);
+    for (int k = 0; k < CK_COUNT; k++) {
+        const struct config_key_info *d = config_key_info((enum config_key)k);
+        if (d->secret && !secrets)
+            continue;
+        if (push_value(L, c, (enum config_key)k))
+            lua_setfield(L, -2, d->name);
     }
-    lua_setfield(L, -2, "prefix_path");
-    set_string_field(L, "service_ttl", c->mode == MODE_TTL ? "ttl" : "prune");
-    set_string_field(L, "backend", c->backend_shown);
-    set_string_field(L, "naming", c->naming);
-    set_string_field(L, "script", c->script);
-    set_string_field(L, "health", c->health == HEALTH_IGNORE ? "ignore" : "require");
-    set_string_field(L, "network", c->network);
-    lua_pushboolean(L, c->explicit_only);
-    lua_setfield(L, -2, "explicit");
-    set_integer_field(L, "concurrency", c->concurrency);
-    set_integer_field(L, "timeout", c->timeout_ms);
-    set_string_field(L, "username", c->username);
-    if (secrets) {
-        set_string_field(L, "password", c->password);
-        set_string_field(L, "token", c->token);
-    }
-    set_string_field(L, "ca_file", c->ca_file);
-    set_string_field(L, "cert_file", c->cert_file);
-    set_string_field(L, "key_file", c->key_file);
-    if (c->statsd_host) {
-        lua_newtable(L);
-        set_string_field(L, "host", c->statsd_host);
-        set_integer_field(L, "port", c->statsd_port);
-        lua_setfield(L, -2, "statsd");
-    }
-    if (c->site)
-        lua_json_push(L, c->site);
-    else
-        lua_newtable(L);
-    lua_setfield(L, -2, "site");
 }
 
 static int readonly_newindex(lua_State *L)

@@ -1,11 +1,16 @@
 /* Configuration: the merge order of the five sources, and one clear line
  * naming key, value and origin for each kind of bad input. */
+#include <cjson/cJSON.h>
+#include <stdarg.h>
+#include <lauxlib.h>
+#include <lualib.h>
 #include <stdlib.h>
 #include <unistd.h>
 
 #include "check.h"
 #include "cli.h"
 #include "core/config.h"
+#include "lua/modules.h"
 
 static char tmpdir[] = "/tmp/registrar-config-test-XXXXXX";
 
@@ -52,12 +57,12 @@ static void test_defaults(void)
     CHECK_STR(c.prefix_services, "/services");
     CHECK_STR(c.prefix_hosts, "/hosts");
     CHECK_STR(c.prefix_stats, "registrar-service");
-    CHECK(c.prefix_path_len == 5);
-    CHECK_STR(c.prefix_path[0], "environment:ENVIRONMENT");
-    CHECK_STR(c.prefix_path[4], "service:HOSTNAME");
+    CHECK(c.prefix_path.len == 5);
+    CHECK_STR(c.prefix_path.items[0], "environment:ENVIRONMENT");
+    CHECK_STR(c.prefix_path.items[4], "service:HOSTNAME");
     CHECK_STR(c.backend, "file:///var/lib/registrar/registry.json");
     CHECK(c.log_level == LOG_INFO);
-    CHECK(c.statsd_host == NULL);
+    CHECK(c.statsd.host == NULL);
     CHECK_STR(c.hostname, "h1");
     CHECK_STR(c.where[CK_HOSTNAME], "env HOST");
     CHECK(c.script_instructions == 50000000);
@@ -163,10 +168,10 @@ static void test_yaml_lists_and_maps(void)
     char *argv[] = { "registrar", "run", "-c", (char *)yaml, NULL };
     CHECK(build(&c, argv, base_env, err, sizeof err) == 0);
     CHECK_STR(err, "");
-    CHECK(c.prefix_path_len == 3);
-    CHECK_STR(c.prefix_path[1], "label:team");
-    CHECK_STR(c.statsd_host, "127.0.0.1");
-    CHECK(c.statsd_port == 8125);
+    CHECK(c.prefix_path.len == 3);
+    CHECK_STR(c.prefix_path.items[1], "label:team");
+    CHECK_STR(c.statsd.host, "127.0.0.1");
+    CHECK(c.statsd.port == 8125);
     CHECK(c.site != NULL);
     config_free(&c);
 }
@@ -181,6 +186,20 @@ static void expect_error(char **argv, char **env, const char *want1, const char 
     if (want2)
         CHECK_HAS(err, want2);
     CHECK(strchr(err, '\n') == NULL);
+    config_free(&c);
+}
+
+/* The whole error line; want is a format with at most one %s. */
+static void expect_exact(char **argv, char **env, const char *want, ...)
+{
+    struct config c;
+    char err[512], line[1024];
+    va_list ap;
+    va_start(ap, want);
+    vsnprintf(line, sizeof line, want, ap);
+    va_end(ap);
+    CHECK(build(&c, argv, env, err, sizeof err) < 0);
+    CHECK_STR(err, line);
     config_free(&c);
 }
 
@@ -242,6 +261,317 @@ static void test_errors(void)
     expect_error(a2, e4, "script_memory: \"8\" is out of range", "(env SCRIPT_MEMORY)");
 }
 
+/* The table itself: what every row must hold for the parser, help and
+ * registrar.config to work from it alone. */
+static void test_key_table(void)
+{
+    int secrets = 0;
+    for (int k = 0; k < CK_COUNT; k++) {
+        const struct config_key_info *d = config_key_info((enum config_key)k);
+        CHECK(d->name != NULL && d->name[0] != '\0');
+        CHECK(d->help != NULL && d->help[0] != '\0');
+        CHECK(config_key_find(d->name) == k);
+        CHECK(d->def != NULL || d->unset != NULL);     /* help has something to show */
+        CHECK(d->def == NULL || d->unset == NULL);     /* and only one thing */
+        CHECK(d->field < sizeof(struct config));
+        for (int j = 0; j < k; j++) {
+            const struct config_key_info *o = config_key_info((enum config_key)j);
+            const char *const mine[] = { d->env, d->env_alt }, *const theirs[] = { o->env, o->env_alt };
+            for (int a = 0; a < 2; a++)
+                for (int b = 0; b < 2; b++)
+                    CHECK(mine[a] == NULL || theirs[b] == NULL || strcmp(mine[a], theirs[b]) != 0);
+        }
+        CHECK(d->env_alt == NULL || d->env != NULL);
+        switch (d->type) {
+        case CT_MS:
+        case CT_COUNT:
+        case CT_MIB:
+            CHECK(d->def != NULL);                     /* a number is never unset */
+            CHECK(d->min <= d->max);
+            CHECK(d->type != CT_COUNT || d->unit != NULL);
+            break;
+        case CT_BOOL:
+            CHECK(d->def != NULL);
+            break;
+        case CT_CHOICE:
+            CHECK(d->def != NULL && d->words != NULL && d->words[0] != NULL);
+            break;
+        case CT_HOSTPORT:
+            CHECK(d->port >= 1 && d->port <= 65535);
+            break;
+        default:
+            break;
+        }
+        CHECK(d->shown == 0 || d->type == CT_STRING || d->type == CT_PATH);
+        if (d->secret) {
+            secrets++;
+            CHECK(d->type == CT_STRING && d->def == NULL);
+        }
+    }
+    CHECK(secrets == 2);
+    CHECK(config_key_info(CK_PASSWORD)->secret && config_key_info(CK_TOKEN)->secret);
+    CHECK(config_key_find("intervall") == -1);
+    CHECK_STR(config_key_default_text(CK_INTERVAL), "3000");
+    CHECK_STR(config_key_default_text(CK_LOG), "stdout");
+}
+
+/* Every key unset: each field holds the default its row names. */
+static void test_every_default(void)
+{
+    struct config c;
+    char err[512];
+    char *argv[] = { "registrar", "run", NULL };
+    CHECK(build(&c, argv, base_env, err, sizeof err) == 0);
+    CHECK(c.docker_tls_verify == false);
+    CHECK(c.docker_cert_path == NULL);
+    CHECK(c.log_file == NULL);
+    CHECK(c.script == NULL);
+    CHECK(c.network == NULL);
+    CHECK(c.username == NULL && c.password == NULL && c.token == NULL);
+    CHECK(c.ca_file == NULL && c.cert_file == NULL && c.key_file == NULL);
+    CHECK_STR(c.naming, "default");
+    CHECK(c.health == HEALTH_REQUIRE);
+    CHECK(c.explicit_only == false);
+    CHECK(c.concurrency == 16);
+    CHECK(c.timeout_ms == 5000);
+    CHECK(c.script_timeout_ms == 1000);
+    CHECK(c.statsd.host == NULL);
+    CHECK(cJSON_IsObject(c.site) && c.site->child == NULL);
+    CHECK_STR(c.backend_shown, "file:///var/lib/registrar/registry.json");
+    CHECK(c.where[CK_INTERVAL] == NULL);
+    config_free(&c);
+}
+
+static void test_booleans(void)
+{
+    static const struct { const char *word; bool value; } words[] = {
+        { "1", true }, { "true", true }, { "yes", true }, { "on", true },
+        { "0", false }, { "false", false }, { "no", false }, { "off", false },
+    };
+    char *argv[] = { "registrar", "run", NULL };
+    for (size_t i = 0; i < sizeof words / sizeof words[0]; i++) {
+        struct config c;
+        char err[512], tls[64], explicit[64];
+        snprintf(tls, sizeof tls, "DOCKER_TLS_VERIFY=%s", words[i].word);
+        snprintf(explicit, sizeof explicit, "EXPLICIT=%s", words[i].word);
+        char *env[] = { "HOST=h1", "IPADDRESS=10.0.0.1", tls, explicit, NULL };
+        CHECK(build(&c, argv, env, err, sizeof err) == 0);
+        CHECK(c.docker_tls_verify == words[i].value);
+        CHECK(c.explicit_only == words[i].value);
+        config_free(&c);
+    }
+    char *bad[] = { "HOST=h1", "IPADDRESS=10.0.0.1", "DOCKER_TLS_VERIFY=maybe", NULL };
+    expect_exact(argv, bad, "docker_tls_verify: \"maybe\" is not a boolean (true or false) (env DOCKER_TLS_VERIFY)");
+}
+
+static void test_lists_and_host_ports_as_text(void)
+{
+    struct config c;
+    char err[512];
+    char *argv[] = { "registrar", "run", NULL };
+    char *env[] = { "HOST=h1", "IPADDRESS=10.0.0.1", "PREFIX_PATH=string:a,label:b \t service:PORT",
+                    "STATSD=stats.example:9125", NULL };
+    CHECK(build(&c, argv, env, err, sizeof err) == 0);
+    CHECK(c.prefix_path.len == 3);
+    CHECK_STR(c.prefix_path.items[0], "string:a");
+    CHECK_STR(c.prefix_path.items[2], "service:PORT");
+    CHECK_STR(c.statsd.host, "stats.example");
+    CHECK(c.statsd.port == 9125);
+    config_free(&c);
+
+    const char *noport = write_file("sp.yml", "statsd:\n  host: 127.0.0.1\n");
+    char *a2[] = { "registrar", "run", "-c", (char *)noport, NULL };
+    CHECK(build(&c, a2, base_env, err, sizeof err) == 0);
+    CHECK_STR(c.statsd.host, "127.0.0.1");
+    CHECK(c.statsd.port == 8125);                   /* the row's port */
+    config_free(&c);
+}
+
+/* Errors in full, byte for byte, as the old parser wrote them. */
+static void test_error_lines(void)
+{
+    const char *pmap = write_file("pm.yml", "prefix_path:\n  a: b\n");
+    const char *plist = write_file("pl.yml", "prefix_path: [[x]]\n");
+    const char *slist = write_file("sl.yml", "statsd: [a]\n");
+    const char *site1 = write_file("s1.yml", "site: x\n");
+    const char *site2 = write_file("s2.yml", "site: [1]\n");
+    const char *empty = write_file("e.yml", "interval:\n");
+    char *a[] = { "registrar", "run", NULL };
+#define ENV(...) ((char *[]){ "HOST=h1", "IPADDRESS=10.0.0.1", __VA_ARGS__, NULL })
+    expect_exact(a, ENV("LOGLEVEL=loud"), "log_level: \"loud\" is not debug, info, warn or error (env LOGLEVEL)");
+    expect_exact(a, ENV("HEALTH=often"), "health: \"often\" is not require or ignore (env HEALTH)");
+    expect_exact(a, ENV("SERVICE_METHOD=x"), "service_ttl: \"x\" is not prune or ttl (env SERVICE_METHOD)");
+    expect_exact(a, ENV("SCRIPT_MEMORY=8"), "script_memory: \"8\" is out of range: 16 to 65536 MiB (env SCRIPT_MEMORY)");
+    expect_exact(a, ENV("CONCURRENCY=many"), "concurrency: \"many\" is not a whole number of requests (env CONCURRENCY)");
+    expect_exact(a, ENV("TIMEOUT=5"), "timeout: \"5\" is out of range: 100 to 600000 milliseconds (env TIMEOUT)");
+    expect_exact(a, ENV("DOCKER_HOST=ssh://x"),
+                 "docker: \"ssh://x\" is not a socket path, unix:///PATH or tcp://HOST:PORT (env DOCKER_HOST)");
+    expect_exact(a, ENV("DOCKER_HOST=tcp://"), "docker: \"tcp://\" has no HOST (tcp://HOST:PORT) (env DOCKER_HOST)");
+    expect_exact(a, ENV("DOCKER_HOST=tcp://h:0"), "docker: \"tcp://h:0\" has a port that is not 1 to 65535 (env DOCKER_HOST)");
+    expect_exact(a, ENV("PREFIX_SERVICES=services"), "prefix_services: \"services\" must start with '/' (env PREFIX_SERVICES)");
+    expect_exact(a, ENV("PREFIX_HOSTS=/a//b"), "prefix_hosts: \"/a//b\" has an empty segment ('//') (env PREFIX_HOSTS)");
+    expect_exact(a, ENV("PREFIX_HOSTS=/a/../b"),
+                 "prefix_hosts: \"/a/../b\" has a relative segment ('.' or '..') (env PREFIX_HOSTS)");
+    expect_exact(a, ENV("PREFIX_PATH=nocolon"), "prefix_path: \"nocolon\" is not TYPE:VALUE (env PREFIX_PATH)");
+    expect_exact(a, ENV("STATSD=nohost"), "statsd: \"nohost\" is not HOST:PORT (env STATSD)");
+    expect_exact(a, ENV("NETWORK=a\tb"), "network: \"a\tb\" contains control characters (env NETWORK)");
+    expect_exact(a, ENV("BACKEND=etcd:/alice:pw@x"),
+                 "backend: \"etcd:/alice:pw@x\" is not a URI like etcd://HOST:PORT or file:///PATH (env BACKEND)");
+    expect_exact(a, ENV("BACKEND=etcd://alice:pw@x y\x01"),
+                 "backend: \"etcd://alice:***@x y\x01\" contains control characters (env BACKEND)");
+    char *ttl[] = { "registrar", "run", "-m", "ttl", "-i", "3000", "-t", "3000", NULL };
+    expect_exact(ttl, base_env,
+                 "ttl: \"3000\" must be longer than interval, or entries expire between refreshes (flag -t)");
+    char *a1[] = { "registrar", "run", "-c", (char *)pmap, NULL };
+    expect_exact(a1, base_env, "prefix_path: \"(map)\" is not a list of TYPE:VALUE elements (%s:2)", pmap);
+    char *a2[] = { "registrar", "run", "-c", (char *)plist, NULL };
+    expect_exact(a2, base_env, "prefix_path: \"(list)\" holds an element that is not a string (%s:1)", plist);
+    char *a3[] = { "registrar", "run", "-c", (char *)slist, NULL };
+    expect_exact(a3, base_env, "statsd: \"(map)\" needs host: and port: (%s:1)", slist);
+    char *a4[] = { "registrar", "run", "-c", (char *)site1, NULL };
+    expect_exact(a4, base_env, "site: \"(list)\" must be a map (%s:1)", site1);
+    char *a5[] = { "registrar", "run", "-c", (char *)site2, NULL };
+    expect_exact(a5, base_env, "site: \"(list)\" must be a map (%s:1)", site2);
+    char *a6[] = { "registrar", "run", "-c", (char *)empty, NULL };
+    expect_exact(a6, base_env, "interval: no value (%s:1)", empty);
+    char *a7[] = { "registrar", "run", "-H", "", NULL };
+    expect_exact(a7, base_env, "hostname: \"\" is not usable as a host name (empty, '/', or dots only) (flag -H)");
+#undef ENV
+}
+
+/* A string for site, from anywhere but YAML, is refused. */
+static void test_site_only_as_a_map(void)
+{
+    struct config c;
+    char err[512];
+    config_init(&c);
+    CHECK(config_set(&c, CK_HOSTNAME, "h1", "test", err, sizeof err) == 0);
+    CHECK(config_set(&c, CK_IPADDRESS, "10.0.0.1", "test", err, sizeof err) == 0);
+    CHECK(config_set(&c, CK_SITE, "zone=eu", "test", err, sizeof err) == 0);
+    CHECK(config_finish(&c, err, sizeof err) < 0);
+    CHECK_STR(err, "site: \"zone=eu\" must be a map in the YAML file (test)");
+    config_free(&c);
+}
+
+/* password and token: named in errors, never shown. */
+static void test_secrets(void)
+{
+    struct config c;
+    char err[512];
+    char *argv[] = { "registrar", "run", NULL };
+    char *env[] = { "HOST=h1", "IPADDRESS=10.0.0.1", "BACKEND_PASSWORD=pw\x01secret", NULL };
+    CHECK(build(&c, argv, env, err, sizeof err) < 0);
+    CHECK_STR(err, "password: (secret) contains control characters (env BACKEND_PASSWORD)");
+    config_free(&c);
+
+    /* CONSUL_HTTP_TOKEN beats BACKEND_TOKEN, in either order */
+    char *env2[] = { "HOST=h1", "IPADDRESS=10.0.0.1", "BACKEND_TOKEN=alt", "CONSUL_HTTP_TOKEN=main", NULL };
+    CHECK(build(&c, argv, env2, err, sizeof err) == 0);
+    CHECK_STR(c.token, "main");
+    CHECK_STR(c.where[CK_TOKEN], "env CONSUL_HTTP_TOKEN");
+    config_free(&c);
+    char *env3[] = { "HOST=h1", "IPADDRESS=10.0.0.1", "BACKEND_TOKEN=alt", NULL };
+    CHECK(build(&c, argv, env3, err, sizeof err) == 0);
+    CHECK_STR(c.token, "alt");
+    CHECK_STR(c.where[CK_TOKEN], "env BACKEND_TOKEN");
+    config_free(&c);
+}
+
+static void test_backend_is_shown_redacted(void)
+{
+    struct config c;
+    char err[512];
+    char *argv[] = { "registrar", "run", "-B", "etcd://alice:s3cret@10.0.0.5:2379", NULL };
+    CHECK(build(&c, argv, base_env, err, sizeof err) == 0);
+    CHECK_STR(c.backend, "etcd://alice:s3cret@10.0.0.5:2379");
+    CHECK_STR(c.backend_shown, "etcd://alice:***@10.0.0.5:2379");
+    config_free(&c);
+}
+
+/* Fields of registrar.config (t at -1), by name. */
+static int lua_field_type(lua_State *L, const char *name)
+{
+    int t;
+    lua_getfield(L, -1, name);
+    t = lua_type(L, -1);
+    lua_pop(L, 1);
+    return t;
+}
+
+static const char *lua_field_string(lua_State *L, const char *name)
+{
+    const char *s;
+    lua_getfield(L, -1, name);
+    s = lua_tostring(L, -1);    /* the table still holds it */
+    lua_pop(L, 1);
+    return s;
+}
+
+/* registrar.config: every key by name, in its Lua type; secrets only for
+ * the backend's open(). */
+static void test_lua_config(void)
+{
+    struct config c;
+    char err[512];
+    const char *yaml = write_file("lua.yml",
+        "statsd: 127.0.0.1:8125\nsite:\n  zone: eu-1\nlog: /tmp/x.log\ndocker_cert_path: /certs\n"
+        "network: n1\nusername: u\nca_file: /ca\ncert_file: /c\nkey_file: /k\n");
+    char *argv[] = { "registrar", "run", "-c", (char *)yaml, "-s", "/tmp/site.lua", "-B", "etcd://u:pw@h:1", NULL };
+    char *env[] = { "HOST=h1", "IPADDRESS=10.0.0.1", "BACKEND_PASSWORD=pw", "CONSUL_HTTP_TOKEN=tk",
+                    "SERVICE_METHOD=ttl", "DOCKER_TLS_VERIFY=1", NULL };
+    lua_State *L = luaL_newstate();
+    CHECK(build(&c, argv, env, err, sizeof err) == 0);
+    CHECK_STR(err, "");
+
+    lua_registrar_push_config(L, &c, false);
+    for (int k = 0; k < CK_COUNT; k++) {
+        const struct config_key_info *d = config_key_info((enum config_key)k);
+        int t = lua_field_type(L, d->name);
+        if (d->secret) {
+            CHECK(t == LUA_TNIL);
+            continue;
+        }
+        switch (d->type) {
+        case CT_STRING: case CT_PATH: case CT_CHOICE: CHECK(t == LUA_TSTRING); break;
+        case CT_MS: case CT_COUNT: case CT_MIB: CHECK(t == LUA_TNUMBER); break;
+        case CT_BOOL: CHECK(t == LUA_TBOOLEAN); break;
+        case CT_LIST: case CT_HOSTPORT: case CT_MAP: CHECK(t == LUA_TTABLE); break;
+        }
+        if (t == LUA_TNIL)
+            fprintf(stderr, "registrar.config.%s is missing\n", d->name);
+    }
+    CHECK_STR(lua_field_string(L, "backend"), "etcd://u:***@h:1");
+    CHECK_STR(lua_field_string(L, "service_ttl"), "ttl");
+    CHECK_STR(lua_field_string(L, "log_level"), "info");
+    lua_getfield(L, -1, "interval");
+    CHECK(lua_isinteger(L, -1) && lua_tointeger(L, -1) == 3000);
+    lua_pop(L, 1);
+    lua_getfield(L, -1, "docker_tls_verify");
+    CHECK(lua_toboolean(L, -1));
+    lua_pop(L, 1);
+    lua_getfield(L, -1, "statsd");
+    CHECK_STR(lua_field_string(L, "host"), "127.0.0.1");
+    lua_getfield(L, -1, "port");
+    CHECK(lua_isinteger(L, -1) && lua_tointeger(L, -1) == 8125);
+    lua_pop(L, 2);
+    lua_getfield(L, -1, "prefix_path");
+    CHECK(lua_rawlen(L, -1) == 5);
+    lua_rawgeti(L, -1, 1);
+    CHECK_STR(lua_tostring(L, -1), "environment:ENVIRONMENT");
+    lua_pop(L, 2);
+    lua_getfield(L, -1, "site");
+    CHECK_STR(lua_field_string(L, "zone"), "eu-1");
+    lua_pop(L, 2);
+
+    lua_registrar_push_config(L, &c, true);
+    CHECK_STR(lua_field_string(L, "password"), "pw");
+    CHECK_STR(lua_field_string(L, "token"), "tk");
+    CHECK_STR(lua_field_string(L, "backend"), "etcd://u:***@h:1");
+    lua_pop(L, 1);
+    lua_close(L);
+    config_free(&c);
+}
+
 /* A bad value that a higher source overrides is not an error. */
 static void test_overridden_bad_value_is_fine(void)
 {
@@ -267,6 +597,15 @@ int main(void)
     test_yaml_lists_and_maps();
     test_errors();
     test_overridden_bad_value_is_fine();
+    test_key_table();
+    test_every_default();
+    test_booleans();
+    test_lists_and_host_ports_as_text();
+    test_error_lines();
+    test_site_only_as_a_map();
+    test_secrets();
+    test_backend_is_shown_redacted();
+    test_lua_config();
     {
         char cmd[600];
         snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
