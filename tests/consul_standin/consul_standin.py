@@ -2,7 +2,7 @@
 """A stand-in for the parts of Consul's HTTP API that registrar uses.
 
 Consul cannot be installed where registrar's tests run, so this module serves
-the agent, catalog, KV, session and status endpoints the way a single
+the agent, catalog, health, KV, session and status endpoints the way a single
 Consul server agent (Community Edition, 1.1x) does: methods, paths, query
 parameters, strict request decoding, status codes, error texts, response
 shapes and the index/blocking-query headers follow Consul's documentation
@@ -613,6 +613,285 @@ def _new_uuid():
 
 
 # ---------------------------------------------------------------------------
+# ?filter: the boolean expression language of Consul's filtering docs
+# (/api-docs/features/filtering), over the JSON an endpoint answers with
+# ---------------------------------------------------------------------------
+
+# The selectors each filtering endpoint documents ("<any>" stands for any
+# map key).  A selector not listed for the endpoint is refused.
+_PROXY_SELECTORS = [
+    "DestinationServiceID", "DestinationServiceName", "LocalServiceAddress", "LocalServicePort",
+    "Mode", "TransparentProxy.OutboundListenerPort", "MeshGateway.Mode", "Upstreams",
+    "Upstreams.Datacenter", "Upstreams.DestinationName", "Upstreams.DestinationNamespace",
+    "Upstreams.DestinationType", "Upstreams.LocalBindAddress", "Upstreams.LocalBindPort",
+    "Upstreams.MeshGateway.Mode",
+]
+# /v1/agent/services (each value of the map), and the Service of
+# /v1/health/service entries
+AGENT_SERVICE_SELECTORS = [
+    "Address", "Connect.Native", "EnableTagOverride", "ID", "Kind", "Meta", "Meta.<any>", "Port",
+    "Service", "TaggedAddresses", "TaggedAddresses.<any>.Address", "TaggedAddresses.<any>.Port",
+    "Tags", "Weights.Passing", "Weights.Warning",
+] + ["Proxy." + p for p in _PROXY_SELECTORS]
+# /v1/catalog/service/:service
+CATALOG_SERVICE_SELECTORS = [
+    "Address", "Datacenter", "ID", "Node", "NodeMeta.<any>", "NodeMeta", "ServiceAddress",
+    "ServiceConnect.Native", "ServiceEnableTagOverride", "ServiceID", "ServiceKind", "ServiceMeta.<any>",
+    "ServiceMeta", "ServiceName", "ServicePort", "ServiceTaggedAddresses.<any>.Address",
+    "ServiceTaggedAddresses.<any>.Port", "ServiceTaggedAddresses", "ServiceTags", "ServiceWeights.Passing",
+    "ServiceWeights.Warning", "TaggedAddresses.<any>", "TaggedAddresses",
+] + ["ServiceProxy." + p for p in _PROXY_SELECTORS]
+# /v1/catalog/nodes
+CATALOG_NODE_SELECTORS = ["Address", "Datacenter", "ID", "Meta", "Meta.<any>", "Node", "TaggedAddresses",
+                          "TaggedAddresses.<any>"]
+# /v1/health/node/:node, /v1/health/checks/:service, /v1/health/state/:state
+HEALTH_CHECK_SELECTORS = ["CheckID", "Name", "Node", "Notes", "Output", "ServiceID", "ServiceName",
+                          "ServiceTags", "Status"]
+# /v1/health/service/:service
+HEALTH_SERVICE_SELECTORS = (
+    ["Checks"] + ["Checks." + s for s in HEALTH_CHECK_SELECTORS]
+    + ["Node.Address", "Node.Datacenter", "Node.ID", "Node.Meta", "Node.Meta.<any>", "Node.Node",
+       "Node.TaggedAddresses", "Node.TaggedAddresses.<any>"]
+    + ["Service." + s for s in AGENT_SERVICE_SELECTORS])
+
+
+class FilterError(ValueError):
+    pass
+
+
+_FILTER_TOKEN = re.compile(r"""
+    (?P<ws>\s+)
+  | (?P<string>"(?:[^"\\]|\\.)*"|`[^`]*`)
+  | (?P<number>-?[0-9]+(?:\.[0-9]+)?)
+  | (?P<op>==|!=|\(|\)|\[|\]|\.)
+  | (?P<ident>[A-Za-z_][A-Za-z0-9_]*)
+""", re.X)
+
+_KEYWORDS = ("and", "or", "not", "is", "empty", "in", "contains", "matches")
+
+
+def _filter_tokens(text):
+    pos, out = 0, []
+    while pos < len(text):
+        m = _FILTER_TOKEN.match(text, pos)
+        if m is None:
+            raise FilterError("1:%d (%d): no match found: unexpected %r" % (pos + 1, pos, text[pos]))
+        pos = m.end()
+        kind = m.lastgroup
+        if kind == "ws":
+            continue
+        value = m.group(kind)
+        if kind == "string":
+            value = json.loads(value) if value[0] == '"' else value[1:-1]
+        elif kind == "ident" and value in _KEYWORDS:
+            kind = "kw"
+        out.append((kind, value, m.start()))
+    out.append(("end", None, len(text)))
+    return out
+
+
+class _FilterParser(object):
+    """expr := or; or := and {"or" and}; and := not {"and" not};
+    not := "not" not | "(" expr ")" | match.  A match is one of
+    S == V, S != V, S is [not] empty, V [not] in S, S [not] contains V,
+    S [not] matches V, where S is a selector (Name, Name.Sub, Name["key"])
+    and V a quoted string, a number or a bare word."""
+
+    def __init__(self, text):
+        self.toks = _filter_tokens(text)
+        self.i = 0
+
+    def peek(self, k=0):
+        return self.toks[min(self.i + k, len(self.toks) - 1)]
+
+    def take(self, kind=None, value=None):
+        tok = self.peek()
+        if (kind and tok[0] != kind) or (value is not None and tok[1] != value):
+            raise FilterError("1:%d (%d): no match found, expected %s" % (tok[2] + 1, tok[2], value or kind))
+        self.i += 1
+        return tok
+
+    def parse(self):
+        node = self.or_()
+        if self.peek()[0] != "end":
+            self.take("end")
+        return node
+
+    def or_(self):
+        node = self.and_()
+        while self.peek() == ("kw", "or", self.peek()[2]):
+            self.i += 1
+            node = ("or", node, self.and_())
+        return node
+
+    def and_(self):
+        node = self.not_()
+        while self.peek() == ("kw", "and", self.peek()[2]):
+            self.i += 1
+            node = ("and", node, self.not_())
+        return node
+
+    def not_(self):
+        tok = self.peek()
+        if tok[0] == "kw" and tok[1] == "not" and self.peek(1)[0] != "kw":
+            self.i += 1
+            return ("not", self.not_())
+        if tok[0] == "op" and tok[1] == "(":
+            self.i += 1
+            node = self.or_()
+            self.take("op", ")")
+            return node
+        return self.match()
+
+    def value(self):
+        tok = self.peek()
+        if tok[0] in ("string", "number", "ident"):
+            self.i += 1
+            return tok[1]
+        raise FilterError("1:%d (%d): no match found, expected a value" % (tok[2] + 1, tok[2]))
+
+    def selector(self):
+        path = [self.take("ident")[1]]
+        while True:
+            tok = self.peek()
+            if tok[:2] == ("op", "."):
+                self.i += 1
+                path.append(self.take("ident")[1])
+            elif tok[:2] == ("op", "["):
+                self.i += 1
+                path.append(self.take("string")[1])
+                self.take("op", "]")
+            else:
+                return tuple(path)
+
+    def match(self):
+        tok, nxt = self.peek(), self.peek(1)
+        # V [not] in S: a value first
+        value_first = nxt[:2] == ("kw", "in") or (nxt[:2] == ("kw", "not") and self.peek(2)[:2] == ("kw", "in"))
+        if tok[0] in ("string", "number") or (tok[0] == "ident" and value_first):
+            value = self.value()
+            negate = False
+            if self.peek()[:2] == ("kw", "not"):
+                self.i += 1
+                negate = True
+            self.take("kw", "in")
+            return ("match", "in", self.selector(), value, negate)
+        sel = self.selector()
+        tok = self.peek()
+        if tok[:2] in (("op", "=="), ("op", "!=")):
+            self.i += 1
+            return ("match", "==", sel, self.value(), tok[1] == "!=")
+        if tok[:2] == ("kw", "is"):
+            self.i += 1
+            negate = self.peek()[:2] == ("kw", "not")
+            if negate:
+                self.i += 1
+            self.take("kw", "empty")
+            return ("match", "empty", sel, None, negate)
+        negate = tok[:2] == ("kw", "not")
+        if negate:
+            self.i += 1
+            tok = self.peek()
+        if tok[:2] in (("kw", "contains"), ("kw", "matches")):
+            self.i += 1
+            value = self.value()
+            if tok[1] == "matches":
+                try:
+                    re.compile(value)
+                except re.error as e:
+                    raise FilterError("Invalid regular expression %s: %s" % (_go_quote(value), e))
+            return ("match", "in" if tok[1] == "contains" else "matches", sel, value, negate)
+        raise FilterError("1:%d (%d): no match found, expected: \"!=\", \"==\", \"contains\", \"is\", "
+                          "\"matches\", \"not\"" % (tok[2] + 1, tok[2]))
+
+
+def _selector_allowed(sel, allowed):
+    for pattern in allowed:
+        parts = pattern.split(".")
+        if len(parts) == len(sel) and all(p == "<any>" or p == s for p, s in zip(parts, sel)):
+            return True
+    return False
+
+
+def _check_selectors(node, allowed):
+    if node[0] in ("and", "or"):
+        _check_selectors(node[1], allowed)
+        _check_selectors(node[2], allowed)
+    elif node[0] == "not":
+        _check_selectors(node[1], allowed)
+    elif not _selector_allowed(node[2], allowed):
+        raise FilterError('Selector "%s" is not valid' % ".".join(node[2]))
+
+
+def compile_filter(text, allowed):
+    """A filter for one endpoint's documented selectors; FilterError (which
+    the endpoints answer with 400) for what Consul could not evaluate."""
+    try:
+        node = _FilterParser(text).parse()
+        _check_selectors(node, allowed)
+    except FilterError as e:
+        raise FilterError("Failed to create boolean expression evaluator: %s" % e)
+    return lambda obj: _evaluate(node, obj)
+
+
+def _select(obj, path):
+    """The values a selector reaches; through a list, one per element."""
+    values = [obj]
+    for key in path:
+        nxt = []
+        for v in values:
+            items = v if isinstance(v, list) else [v]
+            for item in items:
+                if isinstance(item, dict) and key in item:
+                    nxt.append(item[key])
+        values = nxt
+    return values
+
+
+def _coerce(value, like):
+    if isinstance(like, bool):
+        return {"true": True, "false": False}.get(str(value).lower())
+    if isinstance(like, int):
+        try:
+            return int(value)
+        except ValueError:
+            return None
+    return str(value)
+
+
+def _match_one(op, found, value):
+    if op == "empty":
+        return found is None or (isinstance(found, (list, dict, str)) and len(found) == 0)
+    if op == "in":
+        if isinstance(found, list):
+            return any(_coerce(value, x) == x for x in found)
+        if isinstance(found, dict):
+            return str(value) in found
+        return isinstance(found, str) and str(value) in found
+    if op == "matches":
+        return isinstance(found, str) and re.search(str(value), found) is not None
+    return found is not None and not isinstance(found, (list, dict)) and _coerce(value, found) == found
+
+
+def _evaluate(node, obj):
+    kind = node[0]
+    if kind == "and":
+        return _evaluate(node[1], obj) and _evaluate(node[2], obj)
+    if kind == "or":
+        return _evaluate(node[1], obj) or _evaluate(node[2], obj)
+    if kind == "not":
+        return not _evaluate(node[1], obj)
+    # Through a list the match holds if it holds for any element (so
+    # Checks.Status != "passing": some check is not passing).  A selector
+    # that reaches nothing (a missing map key) is empty and equals nothing.
+    _m, op, sel, value, negate = node
+    found = _select(obj, sel)
+    if not found:
+        return (op == "empty") != negate
+    return any(_match_one(op, f, value) != negate for f in found)
+
+
+# ---------------------------------------------------------------------------
 # State
 # ---------------------------------------------------------------------------
 
@@ -1105,6 +1384,7 @@ class Request(object):
         self.query = urllib.parse.parse_qs(raw_query, keep_blank_values=True)
         self.headers = headers
         self.body = body
+        self.filter = None  # the compiled ?filter, set before the handler runs
 
     def has(self, name):
         return name in self.query
@@ -1194,6 +1474,10 @@ class API(object):
             "/v1/session/list": (["GET"], self.session_list),
             "/v1/status/leader": (["GET"], self.status_leader),
             "/v1/status/peers": (["GET"], self.status_peers),
+            "/v1/health/service/": (["GET"], self.health_service),
+            "/v1/health/checks/": (["GET"], self.health_checks),
+            "/v1/health/state/": (["GET"], self.health_state),
+            "/v1/health/node/": (["GET"], self.health_node),
         }
         # Endpoints a real Consul has but this stand-in does not serve: they
         # keep Consul's method rules and then answer 501, so that a client
@@ -1211,8 +1495,7 @@ class API(object):
             "/v1/catalog/node-services/": ["GET"], "/v1/catalog/gateway-services/": ["GET"],
             "/v1/config/": ["GET", "DELETE"], "/v1/config": ["PUT"], "/v1/connect/": ["GET", "PUT", "POST", "DELETE"],
             "/v1/coordinate/": ["GET", "PUT"], "/v1/event/fire/": ["PUT"], "/v1/event/list": ["GET"],
-            "/v1/health/node/": ["GET"], "/v1/health/checks/": ["GET"], "/v1/health/state/": ["GET"],
-            "/v1/health/service/": ["GET"], "/v1/health/connect/": ["GET"], "/v1/health/ingress/": ["GET"],
+            "/v1/health/connect/": ["GET"], "/v1/health/ingress/": ["GET"],
             "/v1/operator/": ["GET", "PUT", "POST", "DELETE"], "/v1/query": ["GET", "POST"],
             "/v1/query/": [], "/v1/snapshot": ["GET", "PUT"], "/v1/txn": ["PUT"],
             "/v1/internal/": ["GET", "PUT", "POST"], "/v1/discovery-chain/": ["GET", "POST"],
@@ -1239,6 +1522,32 @@ class API(object):
             if pattern == path + "/":
                 return True
         return False
+
+    # The endpoints whose ?filter the stand-in evaluates, with the selectors
+    # Consul documents for each.  Anywhere else a filter is refused (400):
+    # Consul filters on a few more listings, and ignores it on the rest.
+    FILTERABLE = {
+        "/v1/agent/services": AGENT_SERVICE_SELECTORS,
+        "/v1/catalog/nodes": CATALOG_NODE_SELECTORS,
+        "/v1/catalog/service/": CATALOG_SERVICE_SELECTORS,
+        "/v1/health/service/": HEALTH_SERVICE_SELECTORS,
+        "/v1/health/checks/": HEALTH_CHECK_SELECTORS,
+        "/v1/health/state/": HEALTH_CHECK_SELECTORS,
+        "/v1/health/node/": HEALTH_CHECK_SELECTORS,
+    }
+
+    def filter_for(self, pattern, req):
+        """The compiled ?filter of a request to pattern, or None."""
+        text = req.get("filter")
+        if text == "":
+            return None
+        if pattern not in self.FILTERABLE:
+            raise HTTPError(400, "consul stand-in: ?filter is not evaluated on %s; it is refused rather "
+                                 "than ignored, so that no client relies on a filter that did nothing" % req.path)
+        try:
+            return compile_filter(text, self.FILTERABLE[pattern])
+        except FilterError as e:
+            raise HTTPError(400, str(e))
 
     def not_implemented(self, req):
         return text_response(501, "consul stand-in: %s is a Consul endpoint that this stand-in does not implement" % req.path)
@@ -1272,8 +1581,6 @@ class API(object):
     def _parse_query_options(self, req):
         if req.has("stale") and req.has("consistent"):
             raise HTTPError(400, "Cannot specify ?stale with ?consistent, conflicting semantics.")
-        if req.has("filter"):
-            raise HTTPError(501, "consul stand-in: ?filter expressions are not implemented")
         return self._parse_wait(req)
 
     def _consistency(self, req):
@@ -1410,7 +1717,9 @@ class API(object):
             out = {}
             if allowed:
                 for sid in sorted(s.agent_services):
-                    out[sid] = self.agent_service_json(s.agent_services[sid])
+                    svc = self.agent_service_json(s.agent_services[sid])
+                    if req.filter is None or req.filter(svc):
+                        out[sid] = svc
             return json_response(out, req)
 
     def agent_service(self, req):
@@ -1899,6 +2208,7 @@ class API(object):
         def compute():
             nodes = [self._node_json(dc.nodes[k]) for k in sorted(dc.nodes)
                      if self._satisfies(dc.nodes[k]["Meta"], filters)]
+            nodes = [n for n in nodes if req.filter is None or req.filter(n)]
             return dc.tables["nodes"], nodes if allowed else []
 
         index, nodes = self._block(req, min_index, wait, compute)
@@ -1982,7 +2292,9 @@ class API(object):
                         have = [t.lower() for t in (svc["Tags"] or [])]
                         if not all(t.lower() in have for t in tags):
                             continue
-                    results.append(self._service_node_json(dc, node, svc))
+                    entry = self._service_node_json(dc, node, svc)
+                    if req.filter is None or req.filter(entry):
+                        results.append(entry)
             if found and lname in dc.service_index:
                 index = dc.service_index[lname]
             elif dc.service_extinction:
@@ -2041,6 +2353,136 @@ class API(object):
 
         index, body = self._block(req, min_index, wait, compute)
         return json_response(body, req, self._meta_headers(req, index))
+
+    # -- health --------------------------------------------------------------------
+
+    @staticmethod
+    def _health_check_json(c):
+        """structs.HealthCheck as the health endpoints give it; ServiceTags
+        is never null there."""
+        out = {k: copy.deepcopy(c.get(k)) for k in (
+            "Node", "CheckID", "Name", "Status", "Notes", "Output", "ServiceID", "ServiceName")}
+        out["ServiceTags"] = list(c.get("ServiceTags") or [])
+        out.update({"Type": c.get("Type") or "", "Interval": c.get("Interval") or "",
+                    "Timeout": c.get("Timeout") or "", "ExposedPort": c.get("ExposedPort") or 0,
+                    "Definition": copy.deepcopy(c.get("Definition") or {}),
+                    "CreateIndex": c["CreateIndex"], "ModifyIndex": c["ModifyIndex"]})
+        return out
+
+    @staticmethod
+    def _passing_param(req):
+        """?passing, ?passing=1, ?passing=false...: strconv.ParseBool."""
+        if not req.has("passing"):
+            return False
+        val = req.get("passing")
+        if val == "":
+            return True
+        if val in ("1", "t", "T", "TRUE", "true", "True"):
+            return True
+        if val in ("0", "f", "F", "FALSE", "false", "False"):
+            return False
+        raise HTTPError(400, "Invalid value for ?passing")
+
+    def _health_read(self, req, prefix, what):
+        """The path's name (400 if missing), the query options, the store
+        lock's view of the datacenter, and whether the token may read."""
+        name = req.path[len(prefix):]
+        if name == "":
+            raise HTTPError(400, "Missing %s" % what)
+        min_index, wait = self._parse_query_options(req)
+        with self.s.lock:
+            dc = self.s.dc(self._dc(req))
+            allowed = self.s.resolve(req.token())
+        return name, min_index, wait, dc, allowed
+
+    def _node_checks_sorted(self, dc, lnode):
+        checks = dc.checks.get(lnode, {})
+        return [checks[k] for k in sorted(checks)]
+
+    def health_service(self, req):
+        """GET /v1/health/service/:service: each instance with its node and
+        every check that applies to it: the node's own checks (serfHealth),
+        then the service's, each ordered by check ID."""
+        name, min_index, wait, dc, allowed = self._health_read(req, "/v1/health/service/", "service name")
+        passing = self._passing_param(req)
+        filters = self._meta_filters(req)
+        tags = req.query.get("tag") if req.has("tag") else None
+
+        def compute():
+            lname = name.lower()
+            results = []
+            found = False
+            for lnode in sorted(dc.services):
+                node = dc.nodes[lnode]
+                for lsid in sorted(dc.services[lnode]):
+                    svc = dc.services[lnode][lsid]
+                    if svc["Service"].lower() != lname:
+                        continue
+                    found = True
+                    if not self._satisfies(node["Meta"], filters):
+                        continue
+                    if tags is not None:
+                        have = [t.lower() for t in (svc["Tags"] or [])]
+                        if not all(t.lower() in have for t in tags):
+                            continue
+                    checks = [c for c in self._node_checks_sorted(dc, lnode) if not c["ServiceID"]]
+                    checks += [c for c in self._node_checks_sorted(dc, lnode) if c["ServiceID"].lower() == lsid]
+                    if passing and any(c["Status"] != HEALTH_PASSING for c in checks):
+                        continue
+                    entry = {"Node": self._node_json(node), "Service": self._node_service_json(svc),
+                             "Checks": [self._health_check_json(c) for c in checks]}
+                    if req.filter is None or req.filter(entry):
+                        results.append(entry)
+            if found and lname in dc.service_index:
+                index = dc.service_index[lname]
+            elif dc.service_extinction:
+                index = dc.service_extinction
+            else:
+                index = max(dc.tables["nodes"], dc.tables["services"], dc.tables["checks"])
+            return index, results if allowed else []
+
+        index, results = self._block(req, min_index, wait, compute)
+        return json_response(results, req, self._meta_headers(req, index))
+
+    def _checks_response(self, req, dc, allowed, min_index, wait, select):
+        """A list of health checks, ordered by node then check ID."""
+        filters = self._meta_filters(req)
+
+        def compute():
+            out = []
+            for lnode in sorted(dc.checks):
+                if not self._satisfies(dc.nodes[lnode]["Meta"], filters):
+                    continue
+                for c in self._node_checks_sorted(dc, lnode):
+                    if select(lnode, c):
+                        chk = self._health_check_json(c)
+                        if req.filter is None or req.filter(chk):
+                            out.append(chk)
+            return dc.tables["checks"], out if allowed else []
+
+        index, checks = self._block(req, min_index, wait, compute)
+        return json_response(checks, req, self._meta_headers(req, index))
+
+    def health_checks(self, req):
+        """GET /v1/health/checks/:service: the checks of every instance of
+        the service (not the node checks)."""
+        name, min_index, wait, dc, allowed = self._health_read(req, "/v1/health/checks/", "service name")
+        return self._checks_response(req, dc, allowed, min_index, wait,
+                                     lambda lnode, c: c["ServiceID"] != "" and c["ServiceName"].lower() == name.lower())
+
+    def health_state(self, req):
+        """GET /v1/health/state/:state: any, passing, warning or critical."""
+        state, min_index, wait, dc, allowed = self._health_read(req, "/v1/health/state/", "check state")
+        if state not in ("any",) + VALID_STATUSES:
+            raise HTTPError(400, "Bad check state")
+        return self._checks_response(req, dc, allowed, min_index, wait,
+                                     lambda lnode, c: state == "any" or c["Status"] == state)
+
+    def health_node(self, req):
+        """GET /v1/health/node/:node: the checks of one node."""
+        node, min_index, wait, dc, allowed = self._health_read(req, "/v1/health/node/", "node name")
+        return self._checks_response(req, dc, allowed, min_index, wait,
+                                     lambda lnode, c: lnode == node.lower())
 
     # -- KV --------------------------------------------------------------------------
 
@@ -2670,6 +3112,7 @@ class StandIn(object):
             extra["Allow"] = ",".join(["OPTIONS"] + methods)
             return text_response(405, "method %s not allowed" % req.method, extra)
         try:
+            req.filter = None if fn == api.not_implemented else api.filter_for(_pattern, req)
             resp = fn(req)
         except HTTPError as e:
             resp = text_response(e.status, e.reason)

@@ -16,6 +16,7 @@ import threading
 import time
 import unittest
 import urllib.error
+import urllib.parse
 import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -180,11 +181,25 @@ class GeneralHTTPTest(StandinCase):
         self.assertStatus(r, 404)
 
     def test_known_but_unimplemented_endpoint_is_501(self):
-        r = self.get("/v1/health/service/web")
+        r = self.get("/v1/health/connect/web")
         self.assertStatus(r, 501)
         self.assertIn("does not implement", r.text)
-        r = self.put("/v1/health/service/web")
+        r = self.put("/v1/health/connect/web")
         self.assertStatus(r, 405)
+
+    def test_every_501_endpoint_is_listed_in_the_readme(self):
+        with open(os.path.join(HERE, "README.md")) as f:
+            readme = f.read()
+        section = readme.split("## Endpoints that answer 501", 1)[1].split("\n## ", 1)[0]
+        listed = {}
+        for m in re.finditer(r"^- `([^`]+)` \(([^)]*)\)$", section, re.M):
+            listed[m.group(1)] = [] if m.group(2) == "any method" else m.group(2).split(", ")
+        api = self.standin.api
+        served = {p: list(m) for p, m, fn in api.patterns if fn == api.not_implemented}
+        self.assertEqual(listed, served)
+        for path, methods in served.items():
+            r = self.req(methods[0] if methods else "GET", path + ("x" if path.endswith("/") else ""))
+            self.assertStatus(r, 501)
 
     def test_wrong_method_is_405_with_allow(self):
         for path, allow in [("/v1/agent/service/register", "OPTIONS,PUT"),
@@ -987,6 +1002,234 @@ class ACLTest(StandinCase):
         self.assertStatus(r, 403)
         r = self.put("/v1/agent/check/pass/service:acl-ttl", headers=self.AUTH)
         self.assertStatus(r, 200)
+
+
+# What Consul's Health HTTP API documentation shows in its sample responses
+# (developer.hashicorp.com/consul/api-docs/health), less the Enterprise
+# "Namespace" and the node sample's "ID" (not a field of a health check).
+DOC_CHECK_FIELDS = ["Node", "CheckID", "Name", "Status", "Notes", "Output", "ServiceID", "ServiceName",
+                    "ServiceTags"]
+DOC_NODE_FIELDS = ["ID", "Node", "Address", "Datacenter", "TaggedAddresses", "Meta"]
+DOC_SERVICE_FIELDS = ["ID", "Service", "Tags", "Address", "TaggedAddresses", "Meta", "Port", "Weights"]
+
+
+class HealthTest(StandinCase):
+    standin_kwargs = {"extra_datacenters": ["dc2"]}
+
+    def setUp(self):
+        super().setUp()
+        # three instances of "web" on the agent's node: a TTL check that
+        # starts critical, one passing, one warning; and "bare" without checks
+        for sid, status in (("web-crit", None), ("web-ok", "passing"), ("web-warn", "warning")):
+            check = {"TTL": "30s"}
+            if status:
+                check["Status"] = status
+            self.register({"ID": sid, "Name": "web", "Address": "10.1.2.3", "Port": 8080,
+                           "Tags": ["v1", "Primary"], "Meta": {"team": "a"}, "Check": check})
+        self.register({"ID": "bare", "Name": "bare", "Port": 1})
+        self.addCleanup(self.cleanup)
+
+    def cleanup(self):
+        for sid in ("web-crit", "web-ok", "web-warn", "bare"):
+            self.put("/v1/agent/service/deregister/" + sid)
+
+    def health(self, query=""):
+        r = self.get("/v1/health/service/web" + query)
+        self.assertStatus(r, 200)
+        return r
+
+    def ids(self, reply):
+        return [e["Service"]["ID"] for e in reply.json()]
+
+    def test_service_instances_field_by_field(self):
+        r = self.health()
+        self.assertEqual(r.headers["Content-Type"], "application/json")
+        self.assertGreaterEqual(r.index, 1)
+        self.assertEqual(self.ids(r), ["web-crit", "web-ok", "web-warn"])
+        entry = r.json()[0]
+        self.assertEqual(list(entry), ["Node", "Service", "Checks"])
+        node, svc, checks = entry["Node"], entry["Service"], entry["Checks"]
+        for field in DOC_NODE_FIELDS:
+            self.assertIn(field, node)
+        self.assertEqual((node["Node"], node["Address"], node["Datacenter"]), ("node1", "127.0.0.1", "dc1"))
+        self.assertEqual(node["TaggedAddresses"]["lan"], "127.0.0.1")
+        for field in DOC_SERVICE_FIELDS:
+            self.assertIn(field, svc)
+        self.assertEqual((svc["ID"], svc["Service"], svc["Tags"], svc["Address"], svc["Meta"], svc["Port"],
+                          svc["Weights"]),
+                         ("web-crit", "web", ["v1", "Primary"], "10.1.2.3", {"team": "a"}, 8080,
+                          {"Passing": 1, "Warning": 1}))
+        self.assertEqual(svc["TaggedAddresses"]["lan_ipv4"], {"Address": "10.1.2.3", "Port": 8080})
+        # the node's check first, then the service's
+        self.assertEqual([c["CheckID"] for c in checks], ["serfHealth", "service:web-crit"])
+        for c in checks:
+            for field in DOC_CHECK_FIELDS:
+                self.assertIn(field, c)
+        serf, own = checks
+        self.assertEqual((serf["Name"], serf["Status"], serf["ServiceID"], serf["ServiceName"], serf["ServiceTags"]),
+                         ("Serf Health Status", "passing", "", "", []))
+        self.assertEqual((own["Name"], own["Status"], own["ServiceID"], own["ServiceName"], own["ServiceTags"],
+                          own["Type"]),
+                         ("Service 'web' check", "critical", "web-crit", "web", ["v1", "Primary"], "ttl"))
+        # no checks of its own: the node's only
+        [bare] = self.get("/v1/health/service/bare").json()
+        self.assertEqual([c["CheckID"] for c in bare["Checks"]], ["serfHealth"])
+        self.assertEqual(bare["Service"]["Tags"], [])
+
+    def test_passing_keeps_instances_whose_every_check_passes(self):
+        for q in ("?passing", "?passing=1", "?passing=true", "?passing=T"):
+            self.assertEqual(self.ids(self.health(q)), ["web-ok"], q)
+        for q in ("?passing=false", "?passing=0"):
+            self.assertEqual(self.ids(self.health(q)), ["web-crit", "web-ok", "web-warn"], q)
+        self.assertPlainError(self.get("/v1/health/service/web?passing=yes"), 400, "Invalid value for ?passing")
+        # a failing node check fails every instance on the node
+        self.standin.set_check_status("service:web-crit", "passing")
+        self.assertEqual(self.ids(self.health("?passing")), ["web-crit", "web-ok"])
+        self.put("/v1/agent/check/fail/service:web-ok")
+        self.assertEqual(self.ids(self.health("?passing")), ["web-crit"])
+
+    def test_a_critical_node_check_fails_its_services(self):
+        self.put("/v1/catalog/register", {"Node": "ext", "Address": "192.0.2.7",
+                                          "Service": {"ID": "web-ext", "Service": "web", "Port": 80},
+                                          "Check": {"CheckID": "node-up", "Name": "node up", "Status": "critical"}})
+        self.addCleanup(self.put, "/v1/catalog/deregister", {"Node": "ext"})
+        [ext] = [e for e in self.health().json() if e["Node"]["Node"] == "ext"]
+        self.assertEqual([(c["CheckID"], c["ServiceID"], c["Status"]) for c in ext["Checks"]],
+                         [("node-up", "", "critical")])
+        self.assertNotIn("web-ext", self.ids(self.health("?passing")))
+
+    def test_tag_dc_node_meta(self):
+        self.assertEqual(self.ids(self.health("?tag=v1&tag=primary")), ["web-crit", "web-ok", "web-warn"])
+        self.assertEqual(self.ids(self.health("?tag=v1&tag=nope")), [])
+        self.assertEqual(self.ids(self.health("?dc=dc2")), [])
+        self.assertEqual(self.ids(self.health("?node-meta=consul-network-segment:")), ["web-crit", "web-ok", "web-warn"])
+        self.assertEqual(self.ids(self.health("?node-meta=rack:r9")), [])
+        self.assertPlainError(self.get("/v1/health/service/web?dc=nowhere"), 500, "No path to datacenter")
+        self.assertEqual(self.get("/v1/health/service/nothing-here").json(), [])
+        self.assertPlainError(self.get("/v1/health/service/"), 400, "Missing service name")
+
+    def test_checks_of_a_service_state_and_node(self):
+        r = self.get("/v1/health/checks/web")
+        self.assertStatus(r, 200)
+        self.assertGreaterEqual(r.index, 1)
+        checks = r.json()
+        self.assertEqual([c["CheckID"] for c in checks], ["service:web-crit", "service:web-ok", "service:web-warn"])
+        for c in checks:
+            self.assertEqual(list(c)[:len(DOC_CHECK_FIELDS)], DOC_CHECK_FIELDS)
+        self.assertEqual(self.get("/v1/health/checks/bare").json(), [])
+        states = {}
+        for state in ("passing", "warning", "critical", "any"):
+            r = self.get("/v1/health/state/" + state)
+            self.assertStatus(r, 200)
+            states[state] = [c["CheckID"] for c in r.json()]
+        self.assertEqual(states["passing"], ["serfHealth", "service:web-ok"])
+        self.assertEqual(states["warning"], ["service:web-warn"])
+        self.assertEqual(states["critical"], ["service:web-crit"])
+        self.assertEqual(states["any"], ["serfHealth", "service:web-crit", "service:web-ok", "service:web-warn"])
+        self.assertPlainError(self.get("/v1/health/state/unknown"), 400, "Bad check state")
+        self.assertEqual([c["CheckID"] for c in self.get("/v1/health/node/node1").json()], states["any"])
+        self.assertEqual(self.get("/v1/health/node/nobody").json(), [])
+        self.assertPlainError(self.get("/v1/health/node/"), 400, "Missing node name")
+
+    def test_blocking_query_wakes_when_a_check_changes(self):
+        idx = self.health().index
+        result = {}
+
+        def waiter():
+            result["reply"] = self.get("/v1/health/service/web?passing&index=%d&wait=5s" % idx)
+
+        t = threading.Thread(target=waiter)
+        t.start()
+        time.sleep(0.3)
+        self.assertTrue(t.is_alive())
+        self.put("/v1/agent/check/pass/service:web-crit")
+        t.join(5)
+        self.assertFalse(t.is_alive())
+        self.assertGreater(result["reply"].index, idx)
+        self.assertEqual(self.ids(result["reply"]), ["web-crit", "web-ok"])
+
+    def test_ttl_expiry_takes_an_instance_out_of_passing(self):
+        self.register({"ID": "web-brief", "Name": "web", "Port": 9, "Check": {"TTL": "1s", "Status": "passing"}})
+        self.addCleanup(self.put, "/v1/agent/service/deregister/web-brief")
+        self.assertIn("web-brief", self.ids(self.health("?passing")))
+        self.assertTrue(self.wait_until(lambda: "web-brief" not in self.ids(self.health("?passing")), 4))
+
+
+class HealthACLTest(StandinCase):
+    standin_kwargs = {"acl_token": "s3cr3t"}
+
+    def test_anonymous_reads_are_empty(self):
+        r = self.put("/v1/agent/service/register", {"Name": "web", "Check": {"TTL": "30s"}},
+                     headers={"X-Consul-Token": "s3cr3t"})
+        self.assertStatus(r, 200)
+        for path in ("/v1/health/service/web", "/v1/health/checks/web", "/v1/health/state/any",
+                     "/v1/health/node/node1"):
+            self.assertEqual(self.get(path).json(), [], path)
+            self.assertTrue(self.get(path + "?token=s3cr3t").json(), path)
+        self.assertPlainError(self.get("/v1/health/service/web?token=wrong"), 403, "ACL not found")
+
+
+class FilterTest(StandinCase):
+    def setUp(self):
+        super().setUp()
+        self.register({"ID": "a1", "Name": "api", "Port": 80, "Tags": ["v1"], "Address": "10.0.0.1",
+                       "Meta": {"registrar_host": "h1", "team-x": "blue"}, "Check": {"TTL": "30s", "Status": "passing"}})
+        self.register({"ID": "a2", "Name": "api", "Port": 81, "Tags": ["v2"],
+                       "Meta": {"registrar_host": "h2"}, "Check": {"TTL": "30s"}})
+        self.register({"ID": "b1", "Name": "other", "Port": 82})
+        self.addCleanup(lambda: [self.put("/v1/agent/service/deregister/" + i) for i in ("a1", "a2", "b1")])
+
+    def q(self, path, expression):
+        return self.get(path + ("&" if "?" in path else "?") + "filter=" + urllib.parse.quote(expression))
+
+    def agent(self, expression):
+        r = self.q("/v1/agent/services", expression)
+        self.assertStatus(r, 200)
+        return sorted(r.json())
+
+    def test_agent_services(self):
+        self.assertEqual(self.agent('Meta.registrar_host == "h1"'), ["a1"])
+        self.assertEqual(self.agent('Meta["registrar_host"] != "h1"'), ["a2", "b1"])
+        self.assertEqual(self.agent('Meta["team-x"] == blue'), ["a1"])
+        self.assertEqual(self.agent('"v2" in Tags or Port == 82'), ["a2", "b1"])
+        self.assertEqual(self.agent('Service == "api" and not (Tags contains "v1")'), ["a2"])
+        self.assertEqual(self.agent('Meta is empty'), ["b1"])
+        self.assertEqual(self.agent('Meta is not empty and Address matches "^10\\\\."'), ["a1"])
+        self.assertEqual(self.agent('Service not matches "^a"'), ["b1"])
+        self.assertEqual(self.agent('"registrar_host" in Meta'), ["a1", "a2"])
+        self.assertEqual(self.agent('EnableTagOverride == false and Weights.Passing == 1'), ["a1", "a2", "b1"])
+        self.assertEqual(self.agent(""), ["a1", "a2", "b1"])   # an empty filter filters nothing
+
+    def test_catalog_and_health(self):
+        r = self.q("/v1/catalog/service/api", 'ServiceMeta.registrar_host == "h2"')
+        self.assertEqual([e["ServiceID"] for e in r.json()], ["a2"])
+        r = self.q("/v1/catalog/nodes", 'Node == "node1"')
+        self.assertEqual([n["Node"] for n in r.json()], ["node1"])
+        r = self.q("/v1/health/service/api", 'Checks.Status != "passing"')        # some check fails
+        self.assertEqual([e["Service"]["ID"] for e in r.json()], ["a2"])
+        r = self.q("/v1/health/service/api", 'Service.Meta.registrar_host == "h1" and Node.Node == "node1"')
+        self.assertEqual([e["Service"]["ID"] for e in r.json()], ["a1"])
+        r = self.q("/v1/health/state/any", 'ServiceName == "api" and Status == "critical"')
+        self.assertEqual([c["CheckID"] for c in r.json()], ["service:a2"])
+        r = self.q("/v1/health/checks/api", '"v1" in ServiceTags')
+        self.assertEqual([c["CheckID"] for c in r.json()], ["service:a1"])
+
+    def test_what_cannot_be_evaluated_is_refused_not_ignored(self):
+        for expression, why in (("api", "no match found"), ('Service ==', "expected a value"),
+                                ('(Service == "api"', "no match found"), ('Nope == "x"', 'Selector "Nope" is not valid'),
+                                ('Service.Meta == "x"', 'Selector "Service.Meta" is not valid'),
+                                ('Service matches "("', "Invalid regular expression")):
+            r = self.q("/v1/agent/services", expression)
+            self.assertStatus(r, 400)
+            self.assertTrue(r.text.startswith("Failed to create boolean expression evaluator: "), r.text)
+            self.assertIn(why, r.text)
+        # a health/service selector is not one of /agent/services'
+        self.assertStatus(self.q("/v1/agent/services", 'Service.Service == "api"'), 400)
+        for path in ("/v1/agent/checks", "/v1/catalog/services", "/v1/catalog/node/node1", "/v1/kv/x?recurse",
+                     "/v1/session/list", "/v1/agent/service/a1"):
+            r = self.q(path, 'Service == "api"')
+            self.assertStatus(r, 400)
+            self.assertIn("refused rather than ignored", r.text)
 
 
 if __name__ == "__main__":

@@ -3,7 +3,10 @@ follows Consul's documented HTTP API: agent, catalog and KV modes, with
 ACL tokens, ttl checks and sessions.  What passes here was checked against
 the stand-in only, not a real Consul agent."""
 import json
+import os
+import re
 import shutil
+import signal
 import ssl
 import tempfile
 import time
@@ -11,6 +14,7 @@ import unittest
 
 import harness as h
 from common import DockerTest, make_certs, start_registrar
+from fake_docker import FakeDocker, inspect_doc
 
 HOST = "consulhost"          # not the stand-in's own node name (anti-entropy would revert it)
 IPADDRESS = "10.0.5.5"
@@ -258,9 +262,6 @@ class KVMode(ConsulBase):
                      timeout=20, message="deleted with the expired session")
 
 
-if __name__ == "__main__":
-    unittest.main()
-
 
 class OverTLS(ConsulBase):
     """consul+https://, consul-catalog+https:// and consulkv+https:// with a
@@ -291,3 +292,119 @@ class OverTLS(ConsulBase):
         time.sleep(1)
         self.assertEqual(self.consul.agent_services().get("%s:secure:80" % HOST), None)
         self.assertTrue(reg.alive())
+
+
+class KVSessions(unittest.TestCase):
+    """consulkv:// in ttl mode holds every key with one session for this
+    host: created once however many hooks start at once, renewed once per
+    interval, kept across a reload, created again when it is lost.  A fake
+    Docker lists the containers, so many start together (no dockerd)."""
+
+    CONTAINERS = 20
+
+    def setUp(self):
+        tmp = tempfile.TemporaryDirectory(prefix="registrar-consulkv-")
+        self.addCleanup(tmp.cleanup)
+        self.docker = FakeDocker(os.path.join(tmp.name, "docker.sock"))
+        self.docker.start()
+        self.addCleanup(self.docker.stop)
+        for i in range(self.CONTAINERS):
+            self.docker.add_container(inspect_doc("%064x" % (0x5e5510 + i), "web%d" % i, env={"NAME": "web%d" % i},
+                                                  ports={"80/tcp": [("0.0.0.0", str(33000 + i))]}))
+        self.consul = h.start_consul_standin(acl_token=TOKEN, session_ttl_min=1)
+        self.addCleanup(self.consul.stop)
+
+    def registrar(self):
+        return start_registrar(self, "run", "-B", "consulkv://127.0.0.1:%d/registry" % self.consul.port,
+                               "-D", self.docker.socket_path, "-H", HOST, "-a", IPADDRESS, "-i", "300",
+                               "-m", "ttl", "-t", "10000", "--log-level", "debug",
+                               env={"CONSUL_HTTP_TOKEN": TOKEN})
+
+    def creates(self):
+        return [r for r in self.consul.requests if r.path == "/v1/session/create"]
+
+    def held(self):
+        """{key: session} of registrar's keys and records."""
+        return {k: e["Session"] for k, e in self.consul.kv().items()
+                if k.startswith("registry/services/") or k.startswith("registry/hosts/")}
+
+    def settled(self):
+        held = self.held()
+        return len(held) == 2 * self.CONTAINERS and held
+
+    def assert_one_live_session_holds_everything(self):
+        held = h.wait_until(self.settled, timeout=15, message="every key and record written")
+        sessions = self.consul.sessions()
+        self.assertEqual(len(sessions), 1, sessions)
+        (sid, session), = sessions.items()
+        self.assertEqual((session["Name"], session["Behavior"], session["TTL"]),
+                         ("registrar %s /registry" % HOST, "delete", "10s"))
+        # no key is left locked by a session nobody keeps alive
+        self.assertEqual(set(held.values()), {sid}, held)
+        return sid
+
+    def test_twenty_containers_at_start_up_share_one_session(self):
+        reg = self.registrar()
+        h.wait_until(self.settled, timeout=15, message="every key and record written")
+        self.assertEqual(len(self.creates()), 1, "session/create calls for %d containers" % self.CONTAINERS)
+        sid = self.assert_one_live_session_holds_everything()
+        mark = reg.mark()
+        h.wait_until(lambda: len(re.findall(r"debug resync: ", reg.log()[mark:])) >= 4, timeout=10,
+                     message="four resyncs")
+        renews = [r for r in self.consul.requests if r.path.startswith("/v1/session/renew/")]
+        self.assertGreaterEqual(len(renews), 2)
+        self.assertEqual({r.path for r in renews}, {"/v1/session/renew/" + sid})
+        self.assertNotIn("failed", reg.log())
+        self.assertEqual(self.assert_one_live_session_holds_everything(), sid)
+
+    def test_a_reload_keeps_the_session_and_every_key(self):
+        reg = self.registrar()
+        sid = self.assert_one_live_session_holds_everything()
+        mark = reg.mark()
+        reg.signal(signal.SIGHUP)
+        reg.wait_log(r"SIGHUP: configuration and scripts reloaded", since=mark)
+        h.wait_until(lambda: len(re.findall(r"debug resync: ", reg.log()[mark:])) >= 3, timeout=10,
+                     message="three resyncs after the reload")
+        self.assertEqual(self.assert_one_live_session_holds_everything(), sid)
+        self.assertEqual(len(self.creates()), 1)
+        self.assertNotIn("failed", reg.log()[mark:])
+
+    def test_a_lost_session_is_created_again_once_and_everything_written_under_it(self):
+        reg = self.registrar()
+        old = self.assert_one_live_session_holds_everything()
+        self.consul_put("/v1/session/destroy/" + old)      # Behavior delete: its keys go with it
+        reg.wait_log(r"consul: session %s is gone" % old)
+        h.wait_until(lambda: self.settled() and old not in self.held().values(), timeout=15,
+                     message="everything written again under a new session")
+        self.assertNotEqual(self.assert_one_live_session_holds_everything(), old)
+        self.assertEqual(len(self.creates()), 2)
+
+    def test_sessions_an_earlier_run_left_are_destroyed_and_their_keys_written_again(self):
+        # what the race of earlier versions left: keys locked by sessions of
+        # this host's name that nobody renews (made as registrar made them,
+        # LockDelay 0s, with a ttl this registrar does not use)
+        key = "registry/services/web0/80/33000/%s" % ("%064x" % 0x5e5510)[:12]
+        stale = []
+        for _ in range(3):
+            sid = json.loads(self.consul_put("/v1/session/create", json.dumps({
+                "Name": "registrar %s /registry" % HOST, "TTL": "60s", "Behavior": "delete", "LockDelay": "0s"}).encode()))["ID"]
+            stale.append(sid)
+        self.assertTrue(json.loads(self.consul_put("/v1/kv/%s?acquire=%s" % (key, stale[0]), b"old")))
+        reg = self.registrar()
+        sid = self.assert_one_live_session_holds_everything()
+        self.assertNotIn(sid, stale)
+        self.assertEqual(len(self.creates()), 4)            # the three above, and registrar's one
+        self.assertNotIn("failed", reg.log())
+        for old in stale:
+            self.assertIn("destroying session %s" % old, reg.log())
+
+    def consul_put(self, path, body=b""):
+        import urllib.request
+        req = urllib.request.Request(self.consul.url + path, data=body, method="PUT",
+                                     headers={"X-Consul-Token": TOKEN})
+        with urllib.request.urlopen(req, timeout=5) as r:
+            return r.read()
+
+
+if __name__ == "__main__":
+    unittest.main()

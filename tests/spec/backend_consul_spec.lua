@@ -135,14 +135,76 @@ describe("consul backends", function()
 
     it("fails when Consul answers false (a key another session holds)", function()
       support.configure { token = "t", service_ttl = "ttl", ttl = 12000 }
+      answers = { { status = 200, body = "[]" }, { status = 200, body = '{"ID":"sess-1"}' },
+                  { status = 200, body = "false" } }
       local b = open("consulkv://127.0.0.1:8500")
-      answers = { { status = 200, body = '{"ID":"sess-1"}' }, { status = 200, body = "false" } }
       local ok, err = b:register { key = "/a", value = "v" }
       assert.is_nil(ok)
       assert.truthy(err:find("status 200: false", 1, true))
+      assert.equal("http://127.0.0.1:8500/v1/session/list", requests[1].url)
       assert.same({ Name = "registrar mesos-master", TTL = "12s", Behavior = "delete", LockDelay = "0s" },
-                  json.decode(requests[1].body))
-      assert.equal("http://127.0.0.1:8500/v1/kv/hosts/mesos-master/keys/a?acquire=sess-1", requests[2].url)
+                  json.decode(requests[2].body))
+      assert.equal("http://127.0.0.1:8500/v1/kv/hosts/mesos-master/keys/a?acquire=sess-1", requests[3].url)
+    end)
+
+    it("makes the ttl session in open(), once, and never in a write", function()
+      support.configure { token = "t", service_ttl = "ttl", ttl = 12000 }
+      answers = { { status = 200, body = "[]" }, { status = 200, body = '{"ID":"sess-1"}' } }
+      local b = open("consulkv://127.0.0.1:8500/registry")
+      assert.equal(2, #requests)
+      for i = 1, 3 do assert.is_true(b:register { key = "/k" .. i, value = "v" }) end
+      local creates = 0
+      for _, r in ipairs(requests) do
+        if r.url:find("/v1/session/create", 1, true) then creates = creates + 1 end
+        if r.url:find("/v1/kv/", 1, true) then assert.truthy(r.url:find("?acquire=sess-1", 1, true)) end
+      end
+      assert.equal(1, creates)
+      assert.equal("registrar mesos-master /registry", json.decode(requests[2].body).Name)
+    end)
+
+    it("takes over a live session of this host and destroys the others", function()
+      support.configure { token = "t", service_ttl = "ttl", ttl = 12000 }
+      local function s(id, index, ttl)
+        return { ID = id, Name = "registrar mesos-master", Behavior = "delete", TTL = ttl or "12s", CreateIndex = index }
+      end
+      answers = {
+        { status = 200, body = json.encode { s("old", 3), s("other-ttl", 9, "30s"), s("new", 7),
+                                              { ID = "theirs", Name = "registrar web-2", Behavior = "delete", TTL = "12s" } } },
+        { status = 200, body = "true" },                     -- destroy other-ttl (the newest, but not ours to keep)
+        { status = 200, body = '[{"ID":"new"}]' },          -- renew new: alive, taken over
+        { status = 200, body = "true" },                     -- destroy old
+      }
+      local b = open("consulkv://127.0.0.1:8500")
+      assert.equal("http://127.0.0.1:8500/v1/session/destroy/other-ttl", requests[2].url)
+      assert.equal("http://127.0.0.1:8500/v1/session/renew/new", requests[3].url)
+      assert.equal("http://127.0.0.1:8500/v1/session/destroy/old", requests[4].url)
+      assert.equal(4, #requests)
+      b:register { key = "/a", value = "v" }
+      assert.equal("http://127.0.0.1:8500/v1/kv/hosts/mesos-master/keys/a?acquire=new", requests[5].url)
+    end)
+
+    it("renews once per refresh and makes the next session when Consul lost it", function()
+      support.configure { token = "t", service_ttl = "ttl", ttl = 12000 }
+      answers = { { status = 200, body = "[]" }, { status = 200, body = '{"ID":"sess-1"}' } }
+      local b = open("consulkv://127.0.0.1:8500")
+      assert.is_true(b:refresh {})
+      assert.equal("http://127.0.0.1:8500/v1/session/renew/sess-1", requests[3].url)
+      answers = { { status = 404, body = "Session id 'sess-1' not found" }, { status = 200, body = "[]" },
+                  { status = 200, body = '{"ID":"sess-2"}' } }
+      local ok, err = b:refresh {}
+      assert.is_nil(ok)                                      -- so the engine writes everything again
+      assert.truthy(err:find("session sess-1 expired", 1, true))
+      assert.equal("http://127.0.0.1:8500/v1/session/create", requests[6].url)
+      b:register { key = "/a", value = "v" }
+      assert.equal("http://127.0.0.1:8500/v1/kv/hosts/mesos-master/keys/a?acquire=sess-2", requests[7].url)
+    end)
+
+    it("fails open() when no session can be made, so nothing is written without one", function()
+      support.configure { token = "t", service_ttl = "ttl", ttl = 12000 }
+      answers = { { status = 200, body = "[]" }, { status = 403, body = "Permission denied" } }
+      local b, err = open("consulkv://127.0.0.1:8500")
+      assert.is_nil(b)
+      assert.truthy(err:find("session/create: status 403: Permission denied", 1, true))
     end)
 
     it("advertises records of the current mode only", function()
