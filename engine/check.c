@@ -23,7 +23,7 @@ struct check {
     struct loop *lp;
     struct script *script;
     cJSON *containers;          /* id -> container, from Docker */
-    struct map *holders;        /* key -> id of the container that holds it */
+    struct map *holders;        /* key -> "/name (id)" of the container that holds it */
     int errors;
 };
 
@@ -33,10 +33,11 @@ static void print_services(struct check *k, const cJSON *container)
     const cJSON *id = cJSON_GetObjectItemCaseSensitive(container, "id");
     struct naming_entry *e;
     int n;
-    char err[1024];
+    char err[1024], who[300];
 
-    printf("container %s (%.12s)\n", cJSON_IsString(name) ? name->valuestring : "?",
-           cJSON_IsString(id) ? id->valuestring : "?");
+    snprintf(who, sizeof who, "%s (%.12s)", cJSON_IsString(name) ? name->valuestring : "?",
+             cJSON_IsString(id) ? id->valuestring : "?");
+    printf("container %s\n", who);
     if (naming_entries(k->script, container, &e, &n, err, sizeof err) < 0) {
         printf("  error: %s\n", err);
         k->errors++;
@@ -51,10 +52,10 @@ static void print_services(struct check *k, const cJSON *container)
         printf("  key   %s\n  value %s\n", e[i].key, e[i].value);
         /* as `run` decides: the first container keeps it, this one waits */
         if (holder != NULL)
-            printf("  warning: key %s is named by containers %.12s and %.12s; keeping it for %.12s\n",
-                   e[i].key, holder, cJSON_IsString(id) ? id->valuestring : "?", holder);
+            printf("  warning: key %s is named by containers %s and %s; keeping it for the first\n",
+                   e[i].key, holder, who);
         else
-            map_put(k->holders, e[i].key, strdup(cJSON_IsString(id) ? id->valuestring : "?"), NULL);
+            map_put(k->holders, e[i].key, strdup(who), NULL);
     }
     naming_entries_free(k->script, e, n);
 }

@@ -30,6 +30,7 @@ static const struct option_spec options[] = {
     { 's', "script", CK_SCRIPT, "FILE", "site script loaded after the defaults" },
     { 'n', "naming", CK_NAMING, "NAME", "default, registrator, or a .lua file" },
     { 0, "log-level", CK_LOG_LEVEL, "LEVEL", "debug, info, warn or error (LOGLEVEL)" },
+    { 0, "listen", CK_LISTEN, "ADDR", "serve /health, /metrics, /services; status: ask there (LISTEN)" },
     { 0, "containers", OPT_CONTAINERS, "FILE", "check: a JSON list of `docker inspect` results" },
     { 'h', "help", OPT_HELP, NULL, "this help" },
 };
@@ -145,11 +146,17 @@ void cli_usage(const char *command)
                "Loads the configuration and scripts, reads the running containers (or\n"
                "FILE, a JSON list of `docker inspect` results) and prints the services,\n"
                "keys and documents that would be written.  Touches no registry.\n\n");
+    else if (command != NULL && strcmp(command, "status") == 0)
+        printf("usage: registrar status [--listen ADDR] [options]\n\n"
+               "Asks the registrar serving on ADDR (config listen) for this host's\n"
+               "entries and its health, and prints them.  Exit status 0 when healthy,\n"
+               "1 when not, 2 when it cannot be asked.\n\n");
     else
         printf("usage: registrar [-c FILE] [-d] COMMAND [options]\n\n"
                "commands:\n"
                "  run            watch Docker and keep the registry in step\n"
                "  check          print what would be registered, write nothing\n"
+               "  status         ask a running registrar (--listen) for its entries and health\n"
                "  version        print the version\n"
                "  help [config]  this help, or the configuration keys\n\n");
     printf("options (before or after the command):\n");

@@ -19,10 +19,12 @@
 #include "core/loop.h"
 #include "core/metrics.h"
 #include "core/text.h"
+#include "endpoints.h"
 #include "docker/watch.h"
 #include "lua/naming.h"
 #include "lua/script.h"
 #include "registry/backend.h"
+#include "registry/hostdoc.h"
 #include "registry/reconcile.h"
 
 /* What one configuration runs: rebuilt as a whole on SIGHUP. */
@@ -33,6 +35,7 @@ struct parts {
     struct script *script;
     struct backend *backend;
     struct reconcile *reconcile;
+    struct hostdoc *hostdoc;
     struct watch *watch;
 };
 
@@ -40,7 +43,9 @@ struct daemon {
     const struct cli *cli;
     struct loop *lp;
     struct parts p;
+    struct endpoints *endpoints;    /* NULL without `listen`; outlives reloads */
     int signal_seen;
+    long long drain_deadline;       /* deregister_on_exit */
 };
 
 extern char **environ;
@@ -64,28 +69,35 @@ static void on_changed(void *arg, const char *id, const cJSON *container)
     if (container != NULL && naming_entries(d->p.script, container, &e, &n, err, sizeof err) < 0) {
         log_error("container %s (%.12s): naming failed: %s; keeping its registrations",
                   container_label(container, id), id, err);
+        metrics_count(d->p.metrics, "script.errors", 1);
         reconcile_naming_failed(d->p.reconcile, id);
         return;
     }
     want = calloc((size_t)(n ? n : 1), sizeof *want);
     if (want == NULL) {
-        log_error("container %.12s: out of memory; keeping its registrations", id);
+        log_error("container %s (%.12s): out of memory; keeping its registrations",
+                  container_label(container, id), id);
         naming_entries_free(d->p.script, e, n);
         reconcile_naming_failed(d->p.reconcile, id);
         return;
     }
     for (int i = 0; i < n; i++) {
-        want[i] = (struct reconcile_want){ e[i].key, e[i].compare, e[i].ref };
+        want[i] = (struct reconcile_want){ e[i].key, e[i].compare, e[i].name, e[i].ref };
         e[i].ref = 0;           /* the reconciler's now */
     }
-    reconcile_container(d->p.reconcile, id, want, n);
+    reconcile_container(d->p.reconcile, id, container ? container_label(container, id) : NULL, want, n);
     free(want);
     naming_entries_free(d->p.script, e, n);
 }
 
+/* A listing: this host's document says what it now has, and deletes may
+ * go once the listing is complete.  The document first: at start-up it
+ * goes out in the same batch as the services. */
 static void on_listed(void *arg, bool complete)
 {
     struct daemon *d = arg;
+    if (complete && d->signal_seen == 0)
+        hostdoc_update(d->p.hostdoc, d->p.reconcile, d->p.script);
     reconcile_listed(d->p.reconcile, complete);
 }
 
@@ -98,19 +110,57 @@ static long on_interval(struct loop *lp, void *arg)
     return d->p.c->interval_ms;
 }
 
+/* deregister_on_exit: done when every entry is gone, or at the timeout. */
+static long drain_done(struct loop *lp, void *arg)
+{
+    struct daemon *d = arg;
+    if (reconcile_empty(d->p.reconcile)) {
+        log_info("deregister_on_exit: this host's entries are removed");
+        loop_stop(lp);
+        return LOOP_NOMORE;
+    }
+    if (loop_now_ms() >= d->drain_deadline) {
+        log_warn("deregister_on_exit: entries still registered after %ld ms (timeout); stopping anyway",
+                 d->p.c->timeout_ms);
+        loop_stop(lp);
+        return LOOP_NOMORE;
+    }
+    return 20;
+}
+
+/* SIGTERM, SIGINT: stop at once (prune mode: the last known truth stays;
+ * ttl mode: it expires), or with deregister_on_exit in prune mode remove
+ * this host's entries first, within `timeout`.  A second signal stops at
+ * once. */
 static void on_stop_signal(struct loop *lp, int signo, void *arg)
 {
     struct daemon *d = arg;
+    const char *name = signo == SIGINT ? "SIGINT" : "SIGTERM";
+    const struct config *c = d->p.c;
+    if (d->signal_seen == 0 && c->deregister_on_exit && c->mode == MODE_PRUNE) {
+        d->signal_seen = signo;
+        d->drain_deadline = loop_now_ms() + c->timeout_ms;
+        log_info("%s: removing this host's entries before stopping (deregister_on_exit)", name);
+        reconcile_drop_all(d->p.reconcile);
+        loop_timer_add(lp, 0, drain_done, d);
+        return;
+    }
     d->signal_seen = signo;
-    log_info("%s: stopping; registrations stay as they are", signo == SIGINT ? "SIGINT" : "SIGTERM");
+    if (c->mode == MODE_TTL)
+        log_info("%s: stopping; registrations expire after %ld ms (ttl)", name, c->ttl_ms);
+    else
+        log_info("%s: stopping; registrations stay as they are", name);
     loop_stop(lp);
 }
 
+/* The backend first: its calls may wait on the Docker session (a
+ * changed() hook signalling a container). */
 static void parts_free(struct parts *p)
 {
-    watch_free(p->watch);
     backend_free(p->backend);
+    watch_free(p->watch);
     reconcile_free(p->reconcile);
+    hostdoc_free(p->hostdoc);
     script_free(p->script);
     http_free(p->http);
     metrics_free(p->metrics);
@@ -135,9 +185,13 @@ static int parts_build(struct daemon *d, struct parts *p, struct config *c, char
         snprintf(err, errlen, "out of memory");
         return -1;
     }
+    p->watch = watch_new(d->lp, c, p->metrics, &cb, err, errlen);
+    if (p->watch == NULL)
+        return -1;
     so.config = c;
     so.http = p->http;
     so.metrics = p->metrics;
+    so.docker = watch_session(p->watch);
     p->script = script_load(&so, err, errlen);
     if (p->script == NULL)
         return -1;
@@ -147,17 +201,18 @@ static int parts_build(struct daemon *d, struct parts *p, struct config *c, char
         struct reconcile_ops ops = backend_ops(p->backend);
         p->reconcile = reconcile_new(d->lp, &rs, &ops, p->metrics);
     }
-    if (p->reconcile == NULL) {
+    p->hostdoc = hostdoc_new(c);
+    if (p->reconcile == NULL || p->hostdoc == NULL) {
         snprintf(err, errlen, "out of memory");
         return -1;
     }
-    p->watch = watch_new(d->lp, c, p->metrics, &cb, err, errlen);
-    return p->watch ? 0 : -1;
+    return 0;
 }
 
-static void parts_start(struct parts *p)
+static void parts_start(struct daemon *d, struct parts *p)
 {
     const struct config *c = p->c;
+    struct endpoints_parts view = { c, p->metrics, p->script, p->watch, p->backend, p->reconcile };
     char docker[600];
     log_info("registrar %s: host %s (%s), Docker at %s, backend %s, %s mode, interval %ld ms",
              REGISTRAR_VERSION, c->hostname, c->ipaddress, text_redact_uri(c->docker, docker, sizeof docker),
@@ -165,6 +220,22 @@ static void parts_start(struct parts *p)
              c->mode == MODE_TTL ? "ttl" : "prune", c->interval_ms);
     backend_start(p->backend, p->reconcile);
     watch_start(p->watch);
+    if (d->endpoints != NULL)
+        endpoints_use(d->endpoints, &view);
+}
+
+/* The endpoints are bound once: a reload that changes `listen` says it
+ * takes effect at the next start (the port may still be in use). */
+static int start_endpoints(struct daemon *d, char *err, size_t errlen)
+{
+    const char *listen = d->p.c->listen;
+    if (listen == NULL)
+        return 0;
+    d->endpoints = endpoints_new(d->lp, listen, err, errlen);
+    if (d->endpoints == NULL)
+        return -1;
+    log_info("serving /health, /metrics and /services on %s (port %d)", listen, endpoints_port(d->endpoints));
+    return 0;
 }
 
 /* The configuration as the command line, env, YAML and env file say now. */
@@ -197,6 +268,8 @@ static void on_hangup(struct loop *lp, int signo, void *arg)
     (void)lp;
     (void)signo;
 
+    if (d->signal_seen != 0)
+        return;                 /* stopping: deregister_on_exit under way */
     c = read_config(d->cli, err, sizeof err);
     if (c == NULL) {
         log_error("SIGHUP: %s; keeping the running configuration and scripts", err);
@@ -210,10 +283,14 @@ static void on_hangup(struct loop *lp, int signo, void *arg)
     if (log_open(c->log_file, err, sizeof err) < 0)
         log_error("SIGHUP: %s; logging on where it was", err);
     log_set_level(c->log_level);
+    log_set_json(c->log_format == LOG_FORMAT_JSON);
+    if ((c->listen == NULL) != (d->endpoints == NULL) ||
+        (c->listen != NULL && strcmp(c->listen, d->p.c->listen ? d->p.c->listen : "") != 0))
+        log_warn("SIGHUP: listen changes at the next start; serving where it was");
     parts_free(&d->p);
     d->p = next;
     log_info("SIGHUP: configuration and scripts reloaded");
-    parts_start(&d->p);
+    parts_start(d, &d->p);
 }
 
 int daemon_run(const struct cli *cli, struct config *initial)
@@ -239,18 +316,26 @@ int daemon_run(const struct cli *cli, struct config *initial)
         loop_free(d.lp);
         return 2;
     }
-    if (loop_signal(d.lp, SIGTERM, on_stop_signal, &d) < 0 || loop_signal(d.lp, SIGINT, on_stop_signal, &d) < 0 ||
-        loop_signal(d.lp, SIGHUP, on_hangup, &d) < 0) {
-        fprintf(stderr, "registrar: cannot set up signal handling\n");
+    if (start_endpoints(&d, err, sizeof err) < 0) {
+        fprintf(stderr, "registrar: listen: %s (%s)\n", err, config_origin(d.p.c, CK_LISTEN));
         parts_free(&d.p);
         loop_free(d.lp);
         return 2;
     }
-    parts_start(&d.p);
+    if (loop_signal(d.lp, SIGTERM, on_stop_signal, &d) < 0 || loop_signal(d.lp, SIGINT, on_stop_signal, &d) < 0 ||
+        loop_signal(d.lp, SIGHUP, on_hangup, &d) < 0) {
+        fprintf(stderr, "registrar: cannot set up signal handling\n");
+        endpoints_free(d.endpoints);
+        parts_free(&d.p);
+        loop_free(d.lp);
+        return 2;
+    }
+    parts_start(&d, &d.p);
     loop_timer_add(d.lp, d.p.c->interval_ms, on_interval, &d);
     loop_run(d.lp);
     if (d.signal_seen == 0)
         rc = 1;
+    endpoints_free(d.endpoints);
     parts_free(&d.p);
     loop_free(d.lp);
     return rc;

@@ -11,6 +11,7 @@
 #include "core/config.h"
 #include "core/log.h"
 #include "daemon.h"
+#include "status.h"
 
 extern char **environ;
 
@@ -33,13 +34,16 @@ static int run_command(const struct cli *cli)
         return 2;
     }
     log_set_level(c.log_level);
+    log_set_json(c.log_format == LOG_FORMAT_JSON);
     if (strcmp(cli->command, "run") == 0 && log_open(c.log_file, err, sizeof err) < 0) {
-        fprintf(stderr, "registrar: log: %s (%s)\n", err, c.where[CK_LOG] ? c.where[CK_LOG] : "default");
+        fprintf(stderr, "registrar: log: %s (%s)\n", err, config_origin(&c, CK_LOG));
         config_free(&c);
         return 2;
     }
     if (strcmp(cli->command, "run") == 0)
         rc = daemon_run(cli, &c);
+    else if (strcmp(cli->command, "status") == 0)
+        rc = status_run(&c);
     else
         rc = check_run(&c, cli->containers);
     log_close();
@@ -66,12 +70,14 @@ int main(int argc, char **argv)
     }
     if (strcmp(cli.command, "version") == 0)
         return print_version();
-    if (strcmp(cli.command, "run") != 0 && strcmp(cli.command, "check") != 0) {
+    if (strcmp(cli.command, "run") != 0 && strcmp(cli.command, "check") != 0 &&
+        strcmp(cli.command, "status") != 0) {
         fprintf(stderr, "registrar: unknown command \"%s\" (see `registrar help`)\n", cli.command);
         return 2;
     }
-    if (strcmp(cli.command, "run") == 0 && cli.containers != NULL) {
-        fprintf(stderr, "registrar: --containers is an option of `registrar check`; `run` reads Docker\n");
+    if (strcmp(cli.command, "check") != 0 && cli.containers != NULL) {
+        fprintf(stderr, "registrar: --containers is an option of `registrar check`; `%s` reads Docker\n",
+                cli.command);
         return 2;
     }
     curl_global_init(CURL_GLOBAL_DEFAULT);

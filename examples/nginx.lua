@@ -36,7 +36,7 @@ registrar.backends.nginx = {
     local apply = backend.apply
     function backend.apply(self, puts, deletes)
       local records = {}   -- what compare() made (an entry made by hand: its value)
-      for i, e in ipairs(puts) do records[i] = { key = e.key, value = e.compare or e.value } end
+      for i, e in ipairs(puts) do records[i] = { key = e.key, value = e.compare or e.value, host = e.host } end
       local ok, err = apply(self, records, deletes)
       if not ok then return nil, err end
       return registrar.file.replace(path, render(self.services))

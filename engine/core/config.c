@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "core/hostinfo.h"
+#include "core/httpd.h"
 #include "core/text.h"
 
 struct config_check {
@@ -28,7 +29,7 @@ struct config_check {
 };
 
 typedef int check_fn(struct config_check *ck, enum config_key k);
-static check_fn check_docker, check_ttl, check_hostname, check_ipaddress, check_prefix,
+static check_fn check_docker, check_listen, check_ttl, check_hostname, check_ipaddress, check_prefix,
     check_prefix_path, check_backend;
 
 /* ---- the table ---------------------------------------------------------- */
@@ -290,7 +291,7 @@ int config_load_env_file(struct config *c, const char *path, char *err, size_t e
 
 /* ---- conversion --------------------------------------------------------- */
 
-static const char *origin(const struct config *c, enum config_key k)
+const char *config_origin(const struct config *c, enum config_key k)
 {
     return c->where[k] ? c->where[k] : "default";
 }
@@ -301,10 +302,10 @@ static int fail(struct config_check *ck, enum config_key k, const char *value, c
 {
     char shown[256];
     if (keys[k].secret)
-        snprintf(ck->err, ck->errlen, "%s: (secret) %s (%s)", keys[k].name, why, origin(ck->c, k));
+        snprintf(ck->err, ck->errlen, "%s: (secret) %s (%s)", keys[k].name, why, config_origin(ck->c, k));
     else
         snprintf(ck->err, ck->errlen, "%s: \"%.200s\" %s (%s)", keys[k].name,
-                 text_redact_uri(value, shown, sizeof shown), why, origin(ck->c, k));
+                 text_redact_uri(value, shown, sizeof shown), why, config_origin(ck->c, k));
     return -1;
 }
 
@@ -319,7 +320,7 @@ static int want_scalar(struct config_check *ck, enum config_key k)
     if (ck->c->raw_tree[k] == NULL)
         return 0;
     snprintf(ck->err, ck->errlen, "%s: expected a single value, not a list or map (%s)",
-             keys[k].name, origin(ck->c, k));
+             keys[k].name, config_origin(ck->c, k));
     return -1;
 }
 
@@ -601,6 +602,15 @@ static int check_docker(struct config_check *ck, enum config_key k)
 }
 
 /* In ttl mode an entry must outlive the resync that refreshes it. */
+static int check_listen(struct config_check *ck, enum config_key k)
+{
+    char **v = field_of(ck->c, k), host[256];
+    int port;
+    if (*v == NULL || httpd_parse_listen(*v, host, sizeof host, &port) == 0)
+        return 0;
+    return fail(ck, k, *v, "is not PORT, HOST:PORT or [ADDRESS]:PORT");
+}
+
 static int check_ttl(struct config_check *ck, enum config_key k)
 {
     const struct config *c = ck->c;

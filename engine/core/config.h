@@ -17,6 +17,8 @@ struct cJSON;
 
 enum service_mode { MODE_PRUNE, MODE_TTL };
 enum health_mode { HEALTH_REQUIRE, HEALTH_IGNORE };
+enum log_format { LOG_FORMAT_TEXT, LOG_FORMAT_JSON };
+enum deregister_at { DEREGISTER_AT_DIE, DEREGISTER_AT_STOP };
 
 /* Every key, CK_<NAME>, in the order `registrar help config` lists them. */
 enum config_key {
@@ -58,6 +60,7 @@ struct config {
     long ttl_ms;
     char *log_file;             /* NULL: stdout */
     enum log_level log_level;
+    enum log_format log_format;
     char *hostname;
     char *ipaddress;
     char *prefix_stats;
@@ -78,6 +81,10 @@ struct config {
     bool explicit_only;         /* only containers that name their service */
     long concurrency;
     long timeout_ms;
+    long notify_wait_ms;        /* quiet before changed() runs */
+    char *listen;               /* NULL: no endpoints */
+    enum deregister_at deregister;
+    bool deregister_on_exit;
     char *username, *password, *token;
     char *ca_file, *cert_file, *key_file;
     struct cJSON *site;         /* free-form table for site scripts */
@@ -118,6 +125,10 @@ int config_key_find(const char *name);
 const char *config_key_default_text(enum config_key k);
 /* The field of key k in c, of the C type its config_type names. */
 const void *config_field(const struct config *c, enum config_key k);
+
+/* Where key k's value came from: "env INTERVAL", "/etc/r.yml:3", "flag -i"
+ * or "default". */
+const char *config_origin(const struct config *c, enum config_key k);
 
 void config_init(struct config *c);
 void config_free(struct config *c);

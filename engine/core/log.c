@@ -1,5 +1,5 @@
-/* log.c: one line per message, "time level message", flushed at once so a
- * crash never hides the line that explains it. */
+/* log.c: one line per message, "time level message" or a JSON object,
+ * flushed at once so a crash never hides the line that explains it. */
 #include "core/log.h"
 
 #include <errno.h>
@@ -10,8 +10,11 @@
 #include <sys/time.h>
 #include <time.h>
 
+#include "core/text.h"
+
 static FILE *log_file;
 static enum log_level log_threshold = LOG_INFO;
+static bool log_as_json;
 
 static const char *const level_names[] = { "debug", "info", "warn", "error" };
 
@@ -40,6 +43,7 @@ void log_close(void)
 }
 
 void log_set_level(enum log_level level) { log_threshold = level; }
+void log_set_json(bool json) { log_as_json = json; }
 bool log_enabled(enum log_level level) { return level >= log_threshold; }
 const char *log_level_name(enum log_level level) { return level_names[level]; }
 
@@ -58,19 +62,55 @@ int log_level_parse(const char *name, enum log_level *out)
     return -1;
 }
 
+/* A message as a JSON string: quotes, backslashes and control bytes
+ * escaped, bytes that are not UTF-8 as U+FFFD, so a log shipper always
+ * reads a valid line whatever a container named itself. */
+static void write_json_string(FILE *out, const char *s)
+{
+    size_t n = strlen(s);
+    fputc('"', out);
+    for (size_t i = 0; i < n;) {
+        unsigned char c = (unsigned char)s[i];
+        size_t len;
+        if (c == '"' || c == '\\') {
+            fputc('\\', out);
+            fputc(c, out);
+            i++;
+        } else if (c < 0x20 || c == 0x7f) {
+            fprintf(out, "\\u%04x", c);
+            i++;
+        } else if ((len = text_utf8_len((const unsigned char *)s + i, n - i)) == 0) {
+            fputs("\xef\xbf\xbd", out);
+            i++;
+        } else {
+            fwrite(s + i, 1, len, out);
+            i += len;
+        }
+    }
+    fputc('"', out);
+}
+
 static void log_vwrite(enum log_level level, const char *fmt, va_list ap)
 {
     FILE *out = log_file ? log_file : stdout;
     struct timeval tv;
     struct tm tm;
-    char stamp[32];
+    char stamp[32], msg[4096];
 
     gettimeofday(&tv, NULL);
     gmtime_r(&tv.tv_sec, &tm);
     strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%S", &tm);
-    fprintf(out, "%s.%03ldZ %-5s ", stamp, (long)(tv.tv_usec / 1000), level_names[level]);
-    vfprintf(out, fmt, ap);
-    fputc('\n', out);
+    if (log_as_json) {
+        vsnprintf(msg, sizeof msg, fmt, ap);
+        fprintf(out, "{\"time\":\"%s.%03ldZ\",\"level\":\"%s\",\"msg\":", stamp, (long)(tv.tv_usec / 1000),
+                level_names[level]);
+        write_json_string(out, msg);
+        fputs("}\n", out);
+    } else {
+        fprintf(out, "%s.%03ldZ %-5s ", stamp, (long)(tv.tv_usec / 1000), level_names[level]);
+        vfprintf(out, fmt, ap);
+        fputc('\n', out);
+    }
     fflush(out);
 }
 

@@ -17,6 +17,8 @@ struct log_trouble {
 int log_open(const char *path, char *err, size_t errlen);
 void log_close(void);
 void log_set_level(enum log_level level);
+/* One JSON object a line, {"time", "level", "msg"}, for log shippers. */
+void log_set_json(bool json);
 bool log_enabled(enum log_level level);
 int log_level_parse(const char *name, enum log_level *out);
 const char *log_level_name(enum log_level level);

@@ -2,6 +2,7 @@
 #ifndef REGISTRAR_METRICS_H
 #define REGISTRAR_METRICS_H
 
+struct buffer;
 struct metrics;
 
 struct metrics *metrics_new(const char *prefix, const char *statsd_host, int statsd_port);
@@ -13,5 +14,10 @@ void metrics_timing(struct metrics *m, const char *name, double ms);
 
 /* The current value (counters: total; gauges and timings: last). */
 double metrics_value(const struct metrics *m, const char *name);
+
+/* Every metric in Prometheus' text format: registrar_<name> with '.' as
+ * '_', counters as _total, timings in seconds; backend.* get the label
+ * backend="<backend_label>". */
+void metrics_prometheus(const struct metrics *m, const char *backend_label, struct buffer *out);
 
 #endif

@@ -318,6 +318,8 @@ cJSON *container_from_inspect(const cJSON *inspect, const cJSON *peer_networks,
     cJSON_AddItemToObject(c, "env", env_map(field(config, "Env"), notes));
     cJSON_AddItemToObject(c, "labels", label_map(field(config, "Labels"), notes));
     add_state(c, inspect);
+    if (cJSON_IsNumber(field(config, "StopTimeout")))
+        cJSON_AddNumberToObject(c, "stop_timeout", field(config, "StopTimeout")->valuedouble);
     cJSON_AddItemToObject(c, "networks", peer_networks ? cJSON_Duplicate(peer_networks, 1)
                                                        : networks_of(inspect, notes));
     ports = cJSON_CreateArray();
@@ -351,4 +353,10 @@ bool container_id_valid(const char *id)
         if (!isalnum((unsigned char)*id) && *id != '_' && *id != '.' && *id != '-')
             return false;
     return true;
+}
+
+const char *container_name(const cJSON *container)
+{
+    const char *name = string_field(container, "name");
+    return name ? name : "?";
 }

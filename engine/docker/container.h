@@ -31,6 +31,9 @@ struct cJSON *container_from_inspect(const struct cJSON *inspect, const struct c
 struct cJSON *container_from_json(const char *json, size_t len, struct container_notes *notes,
                                   char *err, size_t errlen);
 
+/* The table's name ("/web"), or "?": for log lines. */
+const char *container_name(const struct cJSON *container);
+
 /* Ids go into URLs and the log: letters, digits, '_', '.', '-' only. */
 bool container_id_valid(const char *id);
 

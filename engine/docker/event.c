@@ -45,7 +45,8 @@ struct docker_event docker_event_read(const cJSON *ev)
                                               "container");
     if (!cJSON_IsString(id) || !container_id_valid(id->valuestring))
         return e;
-    e.kind = is_death(action->valuestring) ? EVENT_DIED : EVENT_CHANGED;
+    e.kind = is_death(action->valuestring) ? EVENT_DIED
+             : strcmp(action->valuestring, "kill") == 0 ? EVENT_STOPPING : EVENT_CHANGED;
     e.id = id->valuestring;
     e.action = action->valuestring;
     return e;

@@ -8,6 +8,7 @@ struct cJSON;
 enum docker_event_kind {
     EVENT_NONE,                 /* nothing registrar reads changed */
     EVENT_CHANGED,              /* read the container again */
+    EVENT_STOPPING,             /* a signal was sent (kill): it may stop */
     EVENT_DIED,                 /* final for this run of the container */
 };
 

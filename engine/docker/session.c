@@ -38,6 +38,7 @@
 /* Where the API is and how to reach it. */
 struct endpoint {
     struct http *http;
+    struct metrics *metrics;    /* counts docker.requests */
     char *socket;               /* unix socket path, or NULL for TCP */
     char *base_url;             /* "http://docker", "https://host:2376" */
     char *where;                /* as the user wrote it (redacted), for messages */
@@ -60,6 +61,7 @@ struct docker_session {
     struct backoff backoff;
     long long retry_timer, list_timer, events_timer;
     struct log_trouble down;
+    long long reached_ms;       /* the last complete listing */
 };
 
 /* ---- the endpoint ---------------------------------------------------------- */
@@ -78,7 +80,7 @@ static char *cert_file(const struct config *c, const char *name)
 static int endpoint_init(struct endpoint *d, struct http *h, const struct config *c, char *err, size_t errlen)
 {
     const char *v = c->docker;
-    const char *where = c->where[CK_DOCKER] ? c->where[CK_DOCKER] : "default";
+    const char *where = config_origin(c, CK_DOCKER);
     char url[600];
 
     memset(d, 0, sizeof *d);
@@ -140,6 +142,7 @@ static struct http_transfer *request(struct endpoint *d, const char *url, long t
         .on_head = on_head,
         .on_data = on_data,
     };
+    metrics_count(d->metrics, "docker.requests", 1);
     return http_start(d->http, &req, done, arg);
 }
 
@@ -363,6 +366,7 @@ static void connect_docker(struct docker_session *s)
 
 void docker_session_listed(struct docker_session *s)
 {
+    s->reached_ms = loop_now_ms();
     if (s->state != S_LISTING)
         return;
     s->state = S_UP;
@@ -375,6 +379,20 @@ void docker_session_listed(struct docker_session *s)
 struct http_transfer *docker_session_list(struct docker_session *s, http_done_fn *done, void *arg)
 {
     return get(&s->api, "/containers/json", DOCKER_MAX_LIST, done, arg);
+}
+
+struct http_transfer *docker_session_signal(struct docker_session *s, const char *id, const char *signal,
+                                            http_done_fn *done, void *arg)
+{
+    char url[1200];
+    struct http_request req = {
+        .method = "POST", .url = url, .body = "", .unix_socket = s->api.socket,
+        .timeout_ms = DOCKER_TIMEOUT_MS, .connect_timeout_ms = 3000, .max_body = DOCKER_MAX_SMALL,
+        .tls = s->api.use_tls ? &s->api.tls : NULL,
+    };
+    snprintf(url, sizeof url, "%s/v%s/containers/%s/kill?signal=%s", s->api.base_url, s->api.version, id, signal);
+    metrics_count(s->metrics, "docker.requests", 1);
+    return http_start(s->api.http, &req, done, arg);
 }
 
 struct http_transfer *docker_session_inspect(struct docker_session *s, const char *id, http_done_fn *done,
@@ -391,6 +409,11 @@ bool docker_session_usable(const struct docker_session *s)
 }
 
 bool docker_session_up(const struct docker_session *s) { return s->state == S_UP; }
+long long docker_session_reached_ms(const struct docker_session *s) { return s->reached_ms; }
+long long docker_session_down_since_ms(const struct docker_session *s)
+{
+    return s->down.active ? s->down.since_ms : 0;
+}
 bool docker_session_down(const struct docker_session *s) { return s->state == S_DOWN; }
 
 /* ---- life cycle ------------------------------------------------------------------ */
@@ -413,6 +436,7 @@ struct docker_session *docker_session_new(struct loop *lp, const struct config *
         docker_session_free(s);
         return NULL;
     }
+    s->api.metrics = m;
     return s;
 }
 

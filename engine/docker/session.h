@@ -47,12 +47,20 @@ struct http_transfer *docker_session_list(struct docker_session *s, http_done_fn
 struct http_transfer *docker_session_inspect(struct docker_session *s, const char *id, http_done_fn *done,
                                              void *arg);
 
+/* POST /containers/<id>/kill?signal=<signal> (both already checked). */
+struct http_transfer *docker_session_signal(struct docker_session *s, const char *id, const char *signal,
+                                            http_done_fn *done, void *arg);
+
 /* Docker cannot be reached (why, for the log): reconnect with backoff. */
 void docker_session_failed(struct docker_session *s, const char *why);
 /* The first listing after connecting is complete: Docker is back. */
 void docker_session_listed(struct docker_session *s);
 
 bool docker_session_usable(const struct docker_session *s);   /* listing, or up */
+/* loop_now_ms() of the last complete listing (0: none yet); of the start
+ * of the outage under way (0: none). */
+long long docker_session_reached_ms(const struct docker_session *s);
+long long docker_session_down_since_ms(const struct docker_session *s);
 bool docker_session_up(const struct docker_session *s);
 bool docker_session_down(const struct docker_session *s);
 

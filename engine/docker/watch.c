@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/config.h"
 #include "core/http.h"
 #include "core/json.h"
 #include "core/log.h"
@@ -38,11 +39,13 @@ struct known {
     bool discard;               /* the inspection under way predates a death */
     bool event_read;            /* read after an event since the last listing */
     bool warned;                /* its bad answers were reported once */
+    long long held_until;       /* draining after a kill: not read again before */
 };
 
 struct watch {
     struct loop *lp;
     struct docker_session *session;
+    bool drain_at_stop;         /* deregister: stop */
     struct metrics *metrics;
     struct watch_callbacks cb;
     struct map *known;          /* id -> struct known */
@@ -52,7 +55,10 @@ struct watch {
     bool list_incomplete;       /* an inspection of this listing failed */
     int list_pending;           /* inspections the listing waits for */
     long list_requests;         /* Docker requests this listing made */
+    long long list_started;
 };
+
+#define DRAIN_MARGIN_MS 2000L   /* past a container's stop timeout */
 
 static void inspect(struct watch *w, struct known *k);
 
@@ -79,6 +85,16 @@ static void known_free(void *p)
     cJSON_Delete(k->container);
     free(k->id);
     free(k);
+}
+
+/* "/web (3f2ad1a466ff)" once the container was read, else "3f2ad1a466ff". */
+static const char *label(const struct known *k, char *buf, size_t len)
+{
+    if (k->container != NULL)
+        snprintf(buf, len, "%s (%.12s)", container_name(k->container), k->id);
+    else
+        snprintf(buf, len, "%.12s", k->id);
+    return buf;
 }
 
 /* Containers in network mode container:<k> share k's addresses: when k
@@ -117,8 +133,36 @@ static void drop(struct watch *w, struct known *k)
     k->updated = ++w->seq;
     if (had)
         w->cb.changed(w->cb.arg, k->id, NULL);
-    if (!k->inspecting && !k->listing_wait)
+    if (!k->inspecting && !k->listing_wait && k->held_until == 0)
         known_free(map_remove(w->known, k->id));
+}
+
+/* deregister: stop.  A kill is sent as a stop begins, or as `docker kill`:
+ * the container's entries go at once, so load balancers stop sending it
+ * traffic while it shuts down, and it is not read again while it may
+ * still be stopping (its stop timeout, and some).  One that survives the
+ * signal (kill -s USR1) is then read and registered again. */
+static void hold(struct watch *w, struct known *k)
+{
+    const cJSON *timeout = cJSON_GetObjectItemCaseSensitive(k->container, "stop_timeout");
+    long ms = (cJSON_IsNumber(timeout) && timeout->valuedouble >= 0 ? (long)timeout->valuedouble : 10) * 1000L;
+    char buf[320];
+    k->held_until = loop_now_ms() + ms + DRAIN_MARGIN_MS;
+    k->discard = k->inspecting;
+    k->fingerprint = 0;         /* read again once the hold is over */
+    log_info("container %s is being stopped: its entries go now", label(k, buf, sizeof buf));
+    drop(w, k);
+}
+
+/* Still held?  A hold that ran out is cleared. */
+static bool held(struct known *k)
+{
+    if (k->held_until == 0)
+        return false;
+    if (loop_now_ms() < k->held_until)
+        return true;
+    k->held_until = 0;
+    return false;
 }
 
 /* After events may have been lost, listings check every container again. */
@@ -142,6 +186,8 @@ static void listing_finished(struct watch *w)
               (unsigned long)map_count(w->known), w->list_requests,
               w->list_incomplete ? ", some inspections failed" : "");
     metrics_gauge(w->metrics, "docker.requests_per_resync", (double)w->list_requests);
+    metrics_gauge(w->metrics, "containers", (double)map_count(w->known));
+    metrics_timing(w->metrics, "resync.ms", (double)(loop_now_ms() - w->list_started));
     w->cb.listed(w->cb.arg, !w->list_incomplete);
 }
 
@@ -165,8 +211,10 @@ static void drop_unlisted(struct watch *w, const cJSON *list)
     map_iter_init(&it, w->known);
     while (map_iter_next(&it, &id, &v)) {
         struct known *k = v;
-        if (map_get(listed, id) == NULL && !k->inspecting && k->updated < w->list_seq)
+        if (map_get(listed, id) == NULL && !k->inspecting && k->updated < w->list_seq) {
+            k->held_until = 0;  /* gone: nothing to hold */
             drop(w, k);
+        }
     }
     map_free(listed, NULL);
 }
@@ -230,7 +278,7 @@ static void on_list(struct http_transfer *x, const struct http_response *res, vo
             continue;
         fp = fingerprint_listed(item);
         k = known_get(w, cid->valuestring, true);
-        if (k == NULL)
+        if (k == NULL || held(k))
             continue;
         current = listed_as_read(k);
         if (k->fingerprint == fp && k->container != NULL)
@@ -255,6 +303,7 @@ void watch_resync(struct watch *w)
     w->list_incomplete = false;
     w->list_pending = 0;
     w->list_requests = 1;
+    w->list_started = loop_now_ms();
     w->list_seq = ++w->seq;
     if (docker_session_list(w->session, on_list, w) == NULL) {
         w->list_running = false;
@@ -306,15 +355,15 @@ static bool is_running(const cJSON *inspect)
 static void bad_answer(struct known *k, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void bad_answer(struct known *k, const char *fmt, ...)
 {
-    char why[300];
+    char why[300], buf[320];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(why, sizeof why, fmt, ap);
     va_end(ap);
     if (k->warned)
-        log_debug("container %.12s: %s; keeping its services", k->id, why);
+        log_debug("container %s: %s; keeping its services", label(k, buf, sizeof buf), why);
     else
-        log_warn("container %.12s: %s; keeping its services", k->id, why);
+        log_warn("container %s: %s; keeping its services", label(k, buf, sizeof buf), why);
     k->warned = true;
 }
 
@@ -322,13 +371,12 @@ static void bad_answer(struct known *k, const char *fmt, ...)
  * again only after it was read clean in between. */
 static void note_left_out(struct known *k, const cJSON *container, const struct container_notes *notes)
 {
-    const cJSON *name = cJSON_GetObjectItemCaseSensitive(container, "name");
     char text[300];
     container_notes_text(notes, text, sizeof text);
     if (k->warned)
-        log_debug("container %s (%.12s): %s", cJSON_IsString(name) ? name->valuestring : "?", k->id, text);
+        log_debug("container %s (%.12s): %s", container_name(container), k->id, text);
     else
-        log_warn("container %s (%.12s): %s", cJSON_IsString(name) ? name->valuestring : "?", k->id, text);
+        log_warn("container %s (%.12s): %s", container_name(container), k->id, text);
     k->warned = true;
 }
 
@@ -386,13 +434,14 @@ static void on_inspect(struct http_transfer *x, const struct http_response *res,
     struct known *k = arg;
     struct watch *w = k->w;
     bool usable = true;
+    char buf[320];
     (void)x;
 
     /* still "inspecting" while applying, so drop() cannot free k under us */
     if (k->discard)
         k->discard = false;     /* it may say "running" about a dead container */
     else if (res->curl_code != 0)
-        log_debug("container %.12s: inspect failed: %s", k->id, res->error);
+        log_debug("container %s: inspect failed: %s", label(k, buf, sizeof buf), res->error);
     else
         usable = apply_inspect(w, k, res);
     k->inspecting = false;
@@ -419,6 +468,7 @@ static void on_inspect(struct http_transfer *x, const struct http_response *res,
 
 static void inspect(struct watch *w, struct known *k)
 {
+    char buf[320];
     if (k->inspecting) {
         k->again = true;
         return;
@@ -432,7 +482,7 @@ static void inspect(struct watch *w, struct known *k)
         w->list_requests++;
     if (docker_session_inspect(w->session, k->id, on_inspect, k) == NULL) {
         k->inspecting = false;
-        log_error("cannot start an inspect of %.12s", k->id);
+        log_error("container %s: cannot start an inspect", label(k, buf, sizeof buf));
     }
 }
 
@@ -453,12 +503,17 @@ static void handle_event(struct watch *w, const cJSON *ev)
         k = known_get(w, e.id, false);
         if (k != NULL) {
             k->discard = k->inspecting;
+            k->held_until = 0;
             drop(w, k);
         }
         return;
     }
     k = known_get(w, e.id, true);
-    if (k != NULL)
+    if (k == NULL || held(k))
+        return;
+    if (e.kind == EVENT_STOPPING && w->drain_at_stop && k->container != NULL)
+        hold(w, k);
+    else
         inspect(w, k);
 }
 
@@ -491,6 +546,7 @@ struct watch *watch_new(struct loop *lp, const struct config *c, struct metrics 
     w->lp = lp;
     w->metrics = m;
     w->cb = *cb;
+    w->drain_at_stop = c->deregister == DEREGISTER_AT_STOP;
     w->known = map_new();
     if (w->known == NULL || (w->session = docker_session_new(lp, c, m, &ev, err, errlen)) == NULL) {
         watch_free(w);
@@ -505,6 +561,15 @@ void watch_start(struct watch *w)
 }
 
 bool watch_connected(const struct watch *w) { return docker_session_up(w->session); }
+struct docker_session *watch_session(struct watch *w) { return w->session; }
+long long watch_reached_ms(const struct watch *w) { return docker_session_reached_ms(w->session); }
+long long watch_down_since_ms(const struct watch *w) { return docker_session_down_since_ms(w->session); }
+
+const cJSON *watch_container(const struct watch *w, const char *id)
+{
+    const struct known *k = map_get(w->known, id);
+    return k ? k->container : NULL;
+}
 
 void watch_free(struct watch *w)
 {

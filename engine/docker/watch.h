@@ -31,5 +31,13 @@ void watch_free(struct watch *w);
 /* The interval's resync: one list request, inspecting only what changed. */
 void watch_resync(struct watch *w);
 bool watch_connected(const struct watch *w);
+/* The connection, for requests of scripts (registrar.docker). */
+struct docker_session *watch_session(struct watch *w);
+/* loop_now_ms() of the last complete listing, and of the start of the
+ * Docker outage under way (0: none). */
+long long watch_reached_ms(const struct watch *w);
+long long watch_down_since_ms(const struct watch *w);
+/* A running container as the scripts see it, or NULL. */
+const struct cJSON *watch_container(const struct watch *w, const char *id);
 
 #endif

@@ -12,6 +12,7 @@ static const struct {
     { "base64", registrar_base64_open },
     { "config", registrar_config_open },
     { "digest", registrar_digest_open },
+    { "docker", registrar_docker_open },
     { "file", registrar_file_open },
     { "host", registrar_host_open },
     { "http", registrar_http_open },

@@ -8,6 +8,7 @@
 #include <stdbool.h>
 
 struct config;
+struct docker_session;
 struct http;
 struct metrics;
 
@@ -18,12 +19,14 @@ struct registrar_env {
     struct http *http;
     struct metrics *metrics;
     long http_timeout_ms;
+    struct docker_session *docker;  /* NULL: registrar.docker raises */
 };
 
 /* Each pushes the value registrar.<name> holds. */
 int registrar_base64_open(lua_State *L, const struct registrar_env *env);
 int registrar_config_open(lua_State *L, const struct registrar_env *env);
 int registrar_digest_open(lua_State *L, const struct registrar_env *env);
+int registrar_docker_open(lua_State *L, const struct registrar_env *env);
 int registrar_file_open(lua_State *L, const struct registrar_env *env);
 int registrar_host_open(lua_State *L, const struct registrar_env *env);
 int registrar_http_open(lua_State *L, const struct registrar_env *env);

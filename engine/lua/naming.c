@@ -135,3 +135,47 @@ int naming_entries(struct script *s, const cJSON *container,
     *n = run.n;
     return 0;
 }
+
+struct host_entry {
+    const char *key;
+    const cJSON *document;
+    int ref;
+    char *value;
+};
+
+/* {key, value, document, host = true}: the entry backends get for this
+ * host's document, as naming's entries are for services. */
+static int make_host_entry(lua_State *L)
+{
+    struct host_entry *h = lua_touserdata(L, 1);
+    lua_createtable(L, 0, 4);
+    lua_pushstring(L, h->key);
+    lua_setfield(L, -2, "key");
+    lua_json_push(L, h->document);
+    lua_pushvalue(L, -1);
+    lua_setfield(L, -3, "document");
+    lua_json_encode(L, -1);
+    h->value = strdup(lua_tostring(L, -1));
+    if (h->value == NULL)
+        luaL_error(L, "out of memory");
+    lua_setfield(L, -3, "value");
+    lua_pop(L, 1);
+    lua_pushboolean(L, 1);
+    lua_setfield(L, -2, "host");
+    h->ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    return 0;
+}
+
+int naming_host_entry(struct script *s, const char *key, const cJSON *document, char **value,
+                      char *err, size_t errlen)
+{
+    struct host_entry h = { key, document, 0, NULL };
+    lua_pushcfunction(script_state(s), make_host_entry);
+    lua_pushlightuserdata(script_state(s), &h);
+    if (script_call(s, 1, 0, err, errlen) < 0 || h.ref <= 0) {
+        free(h.value);
+        return 0;
+    }
+    *value = h.value;
+    return h.ref;
+}

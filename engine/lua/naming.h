@@ -26,4 +26,10 @@ int naming_entries(struct script *s, const struct cJSON *container,
                    struct naming_entry **out, int *n, char *err, size_t errlen);
 void naming_entries_free(struct script *s, struct naming_entry *e, int n);
 
+/* The entry backends get for this host's document (key, value, document,
+ * host = true): a registry ref and *value the JSON text written (the
+ * caller's to free), or 0 with err. */
+int naming_host_entry(struct script *s, const char *key, const struct cJSON *document, char **value,
+                      char *err, size_t errlen);
+
 #endif

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "core/http.h"
+#include "core/metrics.h"
 #include "lua/modules.h"
 #include "lua/task.h"
 
@@ -166,6 +167,7 @@ static int http_request(lua_State *L)
     req.headers = headers;
     read_tls(L, 1, &tls);
     req.tls = &tls;
+    metrics_count(lua_touserdata(L, lua_upvalueindex(3)), "registry.requests", 1);
     x = http_start(h, &req, on_done, L);
     if (x == NULL) {
         luaL_pushfail(L);
@@ -181,7 +183,8 @@ int registrar_http_open(lua_State *L, const struct registrar_env *env)
     lua_newtable(L);
     lua_pushlightuserdata(L, env ? env->http : NULL);
     lua_pushinteger(L, env && env->http_timeout_ms > 0 ? env->http_timeout_ms : 5000);
-    lua_pushcclosure(L, http_request, 2);
+    lua_pushlightuserdata(L, env ? env->metrics : NULL);
+    lua_pushcclosure(L, http_request, 3);
     lua_setfield(L, -2, "request");
     return 1;
 }

@@ -449,6 +449,11 @@ static int tag_table(lua_State *L, void *tag)
 }
 
 static int json_array(lua_State *L) { return tag_table(L, &array_tag); }
+
+void lua_json_tag_array(lua_State *L)
+{
+    set_tag(L, &array_tag);
+}
 static int json_object(lua_State *L) { return tag_table(L, &object_tag); }
 
 static int json_is_array(lua_State *L)

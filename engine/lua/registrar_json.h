@@ -13,4 +13,7 @@ void lua_json_push(lua_State *L, const struct cJSON *v);
 /* Encodes the value at idx; raises a Lua error on what JSON cannot hold. */
 void lua_json_encode(lua_State *L, int idx);
 
+/* Tags the table on top as a JSON array, so an empty one encodes as []. */
+void lua_json_tag_array(lua_State *L);
+
 #endif

@@ -25,6 +25,7 @@ struct script {
     struct budget_limits limits;
     int pipeline_ref;
     int backend_ref;
+    int changed_ref;            /* the changed(summary) hook, if a script defines one */
 };
 
 /* ---- memory cap ------------------------------------------------------- */
@@ -54,6 +55,7 @@ lua_State *script_state(struct script *s) { return s->L; }
 const struct budget_limits *script_limits(const struct script *s) { return &s->limits; }
 int script_backend_module(struct script *s) { return s->backend_ref; }
 int script_pipeline(struct script *s) { return s->pipeline_ref; }
+int script_changed_hook(struct script *s) { return s->changed_ref; }
 
 /* ---- calls ------------------------------------------------------------- */
 
@@ -186,7 +188,7 @@ static int naming_path(const struct config *c, const char *dir, char *path, size
     if (is_file(path))
         return 0;
     snprintf(err, errlen, "naming: \"%s\" is not a naming script: no file %s (%s)", c->naming, path,
-             c->where[CK_NAMING] ? c->where[CK_NAMING] : "default");
+             config_origin(c, CK_NAMING));
     return -1;
 }
 
@@ -241,17 +243,32 @@ static int load_pipeline(struct script *s, char *err, size_t errlen)
 static int load_backend(struct script *s, const struct config *c, char *err, size_t errlen)
 {
     lua_pushstring(s->L, c->backend);
-    lua_pushstring(s->L, c->where[CK_BACKEND] ? c->where[CK_BACKEND] : "default");
+    lua_pushstring(s->L, config_origin(c, CK_BACKEND));
     if (call_module(s, "registrar.backend", "load", 2, 1, err, errlen) < 0)
         return -1;
     s->backend_ref = luaL_ref(s->L, LUA_REGISTRYINDEX);
     return 0;
 }
 
+/* changed(summary): resolved once, as the naming hooks are. */
+static int load_changed_hook(struct script *s, char *err, size_t errlen)
+{
+    int type = lua_getglobal(s->L, "changed");
+    if (type == LUA_TFUNCTION) {
+        s->changed_ref = luaL_ref(s->L, LUA_REGISTRYINDEX);
+        return 0;
+    }
+    lua_pop(s->L, 1);
+    if (type == LUA_TNIL)
+        return 0;
+    snprintf(err, errlen, "hook changed is a %s, not a function", lua_typename(s->L, type));
+    return -1;
+}
+
 struct script *script_load(const struct script_options *opt, char *err, size_t errlen)
 {
     const struct config *c = opt->config;
-    struct registrar_env env = { c, opt->http, opt->metrics, c->timeout_ms };
+    struct registrar_env env = { c, opt->http, opt->metrics, c->timeout_ms, opt->docker };
     struct script *s = calloc(1, sizeof *s);
     char path[PATH_MAX];
     const char *dir = script_dir(err, errlen);
@@ -260,7 +277,7 @@ struct script *script_load(const struct script_options *opt, char *err, size_t e
         free(s);
         return NULL;
     }
-    s->pipeline_ref = s->backend_ref = LUA_NOREF;
+    s->pipeline_ref = s->backend_ref = s->changed_ref = LUA_NOREF;
     s->limits.memory = (size_t)c->script_memory_mb << 20;
     s->limits.instructions = c->script_instructions;
     s->limits.timeout_ms = c->script_timeout_ms;
@@ -280,13 +297,14 @@ struct script *script_load(const struct script_options *opt, char *err, size_t e
     if (c->script != NULL) {
         if (!is_file(c->script)) {
             snprintf(err, errlen, "script: no such file %s (%s)", c->script,
-                     c->where[CK_SCRIPT] ? c->where[CK_SCRIPT] : "default");
+                     config_origin(c, CK_SCRIPT));
             goto fail;
         }
         if (run_file(s, c->script, err, errlen) < 0)
             goto fail;
     }
-    if (load_backend(s, c, err, errlen) < 0 || load_pipeline(s, err, errlen) < 0)
+    if (load_backend(s, c, err, errlen) < 0 || load_pipeline(s, err, errlen) < 0 ||
+        load_changed_hook(s, err, errlen) < 0)
         goto fail;
     return s;
 fail:

@@ -17,6 +17,7 @@ struct script_options {
     const struct config *config;
     struct http *http;          /* NULL: no HTTP (registrar check) */
     struct metrics *metrics;
+    struct docker_session *docker;  /* NULL: registrar check */
 };
 
 /* Finds the default scripts' directory: $REGISTRAR_SCRIPTS, the source tree
@@ -36,6 +37,9 @@ void script_unref(struct script *s, int ref);
  * of the naming pipeline's function. */
 int script_backend_module(struct script *s);
 int script_pipeline(struct script *s);
+/* Registry ref of the changed(summary) hook; LUA_NOREF when no script
+ * defines one. */
+int script_changed_hook(struct script *s);
 
 /* Calls the function below nargs arguments on the main thread, with a
  * traceback and a budget; 0, or -1 with "file:line: message" in err. */

@@ -26,9 +26,9 @@
 
 #define RETRY_FIRST_MS 250L
 
-enum call_kind { CALL_OPEN, CALL_AUDIT, CALL_REFRESH, CALL_WRITE };
+enum call_kind { CALL_OPEN, CALL_AUDIT, CALL_REFRESH, CALL_WRITE, CALL_CHANGED };
 
-static const char *const call_names[] = { "open", "advertised", "refresh", "write" };
+static const char *const call_names[] = { "open", "advertised", "refresh", "write", "changed" };
 
 /* An entry a call hands to the hook: naming's entry table (a write, a
  * refresh) or {key, value} (a delete). */
@@ -65,6 +65,11 @@ struct backend {
     struct backoff reopen;
     long long open_timer;
     struct log_trouble down;
+    long long reached_ms;       /* the last call the registry answered */
+    /* changed(summary): keys written and removed since it last ran */
+    struct key_list { char **keys; int n; } registered, deregistered;
+    long long changed_timer;
+    bool changed_running;
 };
 
 static void open_backend(struct backend *b);
@@ -129,6 +134,20 @@ static void push_items(lua_State *co, const struct call *c, bool puts)
     }
 }
 
+/* The keys of the items that are writes (or deletes), as a list. */
+static void push_keys(lua_State *co, const struct call *c, bool puts)
+{
+    int k = 0;
+    lua_createtable(co, c->n, 0);
+    for (int i = 0; i < c->n; i++) {
+        if ((c->items[i].payload != 0) != puts)
+            continue;
+        lua_pushstring(co, c->items[i].key);
+        lua_rawseti(co, -2, ++k);
+    }
+    lua_json_tag_array(co);     /* "[]" when empty */
+}
+
 /* handle.<method> and the handle. */
 static void push_method(lua_State *co, const struct backend *b, const char *method)
 {
@@ -156,6 +175,14 @@ static int push_call(lua_State *co, struct call *c)
         push_method(co, b, "refresh");
         push_items(co, c, true);
         return 2;
+    case CALL_CHANGED:          /* changed{registered = {keys}, deregistered = {keys}} */
+        lua_rawgeti(co, LUA_REGISTRYINDEX, script_changed_hook(b->s));
+        lua_createtable(co, 0, 2);
+        push_keys(co, c, true);
+        lua_setfield(co, -2, "registered");
+        push_keys(co, c, false);
+        lua_setfield(co, -2, "deregistered");
+        return 1;
     case CALL_WRITE:
         if (b->has_apply) {
             push_method(co, b, "apply");
@@ -297,6 +324,7 @@ static void registry_failed(struct backend *b, enum call_kind kind, const char *
  * others) ends nothing, so a lasting fault is one line, not one per retry. */
 static void registry_ok(struct backend *b)
 {
+    b->reached_ms = loop_now_ms();
     if (reconcile_failing(b->r) == 0 && !b->call_failing)
         log_trouble_end(&b->down, loop_now_ms(), "the registry");
 }
@@ -357,13 +385,101 @@ static void refreshed(struct backend *b, const char *fail)
     registry_ok(b);
 }
 
+static void notify_later(struct backend *b);
+
+/* A key written twice in one batch (this host's document, at each
+ * listing of a burst) is in the summary once. */
+static void remember(struct key_list *l, const char *key)
+{
+    char **grown;
+    for (int i = 0; i < l->n; i++)
+        if (strcmp(l->keys[i], key) == 0)
+            return;
+    grown = realloc(l->keys, (size_t)(l->n + 1) * sizeof *grown);
+    if (grown == NULL)
+        return;                 /* the summary misses a key; the hook still runs */
+    l->keys = grown;
+    if ((l->keys[l->n] = strdup(key)) != NULL)
+        l->n++;
+}
+
 static void written(struct backend *b, struct call *c, const char *fail)
 {
-    reconcile_written(b->r, c->batch, fail == NULL);
-    if (fail != NULL)
+    reconcile_written(b->r, c->batch, fail);
+    if (fail != NULL) {
         registry_failed(b, CALL_WRITE, fail);
-    else
-        registry_ok(b);
+        return;
+    }
+    registry_ok(b);
+    if (script_changed_hook(b->s) <= 0)
+        return;
+    for (int i = 0; i < c->n; i++)
+        remember(c->items[i].payload != 0 ? &b->registered : &b->deregistered, c->items[i].key);
+    notify_later(b);
+}
+
+/* ---- changed(summary) ------------------------------------------------------------ */
+
+static void forget_keys(struct key_list *l)
+{
+    for (int i = 0; i < l->n; i++)
+        free(l->keys[i]);
+    free(l->keys);
+    l->keys = NULL;
+    l->n = 0;
+}
+
+/* Takes what was written since the last run into one call. */
+static void run_changed(struct backend *b)
+{
+    int n = b->registered.n + b->deregistered.n, k = 0;
+    struct call *c = call_new(b, CALL_CHANGED, n);
+    if (c == NULL)
+        return;
+    for (int i = 0; i < b->registered.n; i++, k++) {
+        c->items[k].key = b->registered.keys[i];
+        c->items[k].payload = 1;        /* a write: only what push_keys reads */
+    }
+    for (int i = 0; i < b->deregistered.n; i++, k++)
+        c->items[k].key = b->deregistered.keys[i];
+    c->n = n;
+    free(b->registered.keys);
+    free(b->deregistered.keys);
+    b->registered = b->deregistered = (struct key_list){ NULL, 0 };
+    b->changed_running = true;
+    if (!start_call(b, c))
+        b->changed_running = false;
+}
+
+/* Once the registry is quiet for notify_wait: one call for the batch,
+ * never one per key, and never two at once. */
+static long on_quiet(struct loop *lp, void *arg)
+{
+    struct backend *b = arg;
+    (void)lp;
+    b->changed_timer = 0;
+    if (b->changed_running || reconcile_busy(b->r) > 0) {
+        notify_later(b);
+        return LOOP_NOMORE;
+    }
+    if (b->registered.n + b->deregistered.n > 0)
+        run_changed(b);
+    return LOOP_NOMORE;
+}
+
+static void notify_later(struct backend *b)
+{
+    loop_timer_cancel(b->lp, b->changed_timer);
+    b->changed_timer = loop_timer_add(b->lp, b->c->notify_wait_ms, on_quiet, b);
+}
+
+static void notified(struct backend *b, const char *fail)
+{
+    b->changed_running = false;
+    if (fail != NULL)
+        log_warn("changed() hook failed: %s", fail);
+    if (b->registered.n + b->deregistered.n > 0)
+        notify_later(b);        /* what was written while it ran */
 }
 
 /* The one done path. */
@@ -377,12 +493,15 @@ static void on_call_done(struct task *t, bool ok, lua_State *co, int nres, const
     (void)nres;
 
     b->inflight--;
+    if (!ok && b->r != NULL)
+        metrics_count(b->m, "script.errors", 1);
     if (b->r != NULL) {         /* NULL: the backend is being freed */
         switch (c->kind) {
         case CALL_OPEN: opened(b, fail); break;
         case CALL_AUDIT: audited(b, c, fail); break;
         case CALL_REFRESH: refreshed(b, fail); break;
         case CALL_WRITE: written(b, c, fail); break;
+        case CALL_CHANGED: notified(b, fail); break;
         }
     }
     call_free(c);
@@ -440,7 +559,7 @@ static void write_changes(void *arg, const struct reconcile_write *w, int n, uns
     } else if (c != NULL) {
         call_free(c);
     }
-    reconcile_written(b->r, batch, false);     /* out of memory: retried */
+    reconcile_written(b->r, batch, "out of memory");    /* retried */
 }
 
 static void release_entry(void *arg, long payload)
@@ -448,6 +567,9 @@ static void release_entry(void *arg, long payload)
     struct backend *b = arg;
     script_unref(b->s, (int)payload);
 }
+
+long long backend_reached_ms(const struct backend *b) { return b->reached_ms; }
+long long backend_down_since_ms(const struct backend *b) { return b->down.active ? b->down.since_ms : 0; }
 
 struct reconcile_ops backend_ops(struct backend *b)
 {
@@ -532,5 +654,8 @@ void backend_free(struct backend *b)
     b->r = NULL;                /* the callbacks below only free their calls */
     task_cancel_all(script_state(b->s));
     loop_timer_cancel(b->lp, b->open_timer);
+    loop_timer_cancel(b->lp, b->changed_timer);
+    forget_keys(&b->registered);
+    forget_keys(&b->deregistered);
     free(b);
 }

@@ -27,4 +27,9 @@ void backend_start(struct backend *b, struct reconcile *r);
 /* The interval: audit again; in ttl mode, refresh what is registered. */
 void backend_tick(struct backend *b);
 
+/* loop_now_ms() of the last call the registry answered (0: none yet), and
+ * of the start of the registry's trouble under way (0: none). */
+long long backend_reached_ms(const struct backend *b);
+long long backend_down_since_ms(const struct backend *b);
+
 #endif

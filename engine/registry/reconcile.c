@@ -35,6 +35,7 @@
 struct claim {
     char *owner;
     char *want;
+    char *name;
     long payload;
     struct claim *next;
 };
@@ -44,12 +45,15 @@ struct entry {
     char *want;
     long payload;               /* the wanted entry's, or 0 */
     char *owner;                /* container id that wants it */
+    char *name;                 /* its service's name */
     struct claim *waiting;      /* other containers naming it, first come first */
     char *have;
     bool busy;                  /* a write of it is under way */
     bool queued;
     bool failed;                /* waiting for the retry timer */
     bool erring;                /* its last write failed */
+    char *error;                /* ... with this */
+    long long erring_since;     /* ... since (loop_now_ms) */
     bool claimed;               /* a container here named it in this run */
     unsigned long long touched; /* seq of the last change */
     struct entry *next_queued;
@@ -58,6 +62,7 @@ struct entry {
 struct owned {                  /* the keys one container names */
     char **keys;
     int n;
+    char *name;                 /* the container's, for the log */
 };
 
 /* A write under way: the keys and the values it writes (NULL: deletes). */
@@ -84,6 +89,7 @@ struct reconcile {
     bool audited;               /* we know what the registry holds */
     bool listed_once;           /* writes start after the first listing */
     bool listed_complete;       /* deletions are safe from now on */
+    bool dropping;              /* deregister_on_exit: everything goes */
     unsigned long long seq;
     unsigned long next_batch;
     int inflight;               /* writes under way */
@@ -95,6 +101,13 @@ struct reconcile {
 static void converge(struct reconcile *r);
 
 /* ---- entries ------------------------------------------------------------ */
+
+static void set_str(char **slot, const char *value)
+{
+    char *copy = value ? strdup(value) : NULL;
+    free(*slot);
+    *slot = copy;
+}
 
 static struct entry *entry_get(struct reconcile *r, const char *key, bool create)
 {
@@ -121,6 +134,7 @@ static void claim_free(struct claim *c)
 {
     free(c->owner);
     free(c->want);
+    free(c->name);
     free(c);
 }
 
@@ -135,16 +149,12 @@ static void entry_free(void *p)
     free(e->key);
     free(e->want);
     free(e->owner);
+    free(e->name);
     free(e->have);
+    free(e->error);
     free(e);
 }
 
-static void set_str(char **slot, const char *value)
-{
-    char *copy = value ? strdup(value) : NULL;
-    free(*slot);
-    *slot = copy;
-}
 
 static bool settled(const struct entry *e)
 {
@@ -179,17 +189,22 @@ static struct entry *dequeue(struct reconcile *r)
     return e;
 }
 
-static void set_erring(struct reconcile *r, struct entry *e, bool erring)
+/* failed: the error of its last write, or NULL when it worked. */
+static void set_erring(struct reconcile *r, struct entry *e, const char *failed)
 {
-    if (e->erring != erring)
+    bool erring = failed != NULL;
+    if (e->erring != erring) {
         r->nerring += erring ? 1 : -1;
+        e->erring_since = erring ? loop_now_ms() : 0;
+    }
     e->erring = erring;
+    set_str(&e->error, failed);
 }
 
 static void forget_if_idle(struct reconcile *r, struct entry *e)
 {
     if (e->want == NULL && e->have == NULL && !e->busy && !e->queued && !e->failed) {
-        set_erring(r, e, false);
+        set_erring(r, e, NULL);
         release(r, &e->payload);
         entry_free(map_remove(r->entries, e->key));
     }
@@ -215,7 +230,7 @@ static void requeue_unsettled(struct reconcile *r)
  * complete listing, and naming that worked for every container. */
 static bool may_delete(const struct reconcile *r, const struct entry *e)
 {
-    if (e->claimed)
+    if (e->claimed || r->dropping)
         return true;
     return r->listed_complete && map_count(r->naming_failed) == 0;
 }
@@ -351,12 +366,12 @@ static void converge(struct reconcile *r)
 }
 
 /* A finished write for one entry: update what we know of the registry. */
-static void settle(struct reconcile *r, struct entry *e, const char *value, bool ok)
+static void settle(struct reconcile *r, struct entry *e, const char *value, const char *failed)
 {
     e->busy = false;
     e->touched = ++r->seq;      /* an audit asked before this write knows less than we do */
-    set_erring(r, e, !ok);
-    if (!ok) {
+    set_erring(r, e, failed);
+    if (failed != NULL) {
         e->failed = true;
         schedule_retry(r);
     } else {
@@ -369,7 +384,7 @@ static void settle(struct reconcile *r, struct entry *e, const char *value, bool
     forget_if_idle(r, e);
 }
 
-void reconcile_written(struct reconcile *r, unsigned long batch, bool ok)
+void reconcile_written(struct reconcile *r, unsigned long batch, const char *failed)
 {
     struct pending **slot = &r->pending, *p;
     while (*slot != NULL && (*slot)->batch != batch)
@@ -381,9 +396,9 @@ void reconcile_written(struct reconcile *r, unsigned long batch, bool ok)
     for (int i = 0; i < p->n; i++) {
         struct entry *e = entry_get(r, p->keys[i], false);
         if (e != NULL)
-            settle(r, e, p->values[i], ok);
+            settle(r, e, p->values[i], failed);
     }
-    if (ok) {
+    if (failed == NULL) {
         backoff_reset(&r->retry);
         metrics_timing(r->m, "services.set.ms", (double)(loop_now_ms() - p->started));
     }
@@ -401,7 +416,19 @@ static void owned_free(void *p)
     for (int i = 0; i < o->n; i++)
         free(o->keys[i]);
     free(o->keys);
+    free(o->name);
     free(o);
+}
+
+/* "/web (3f2ad1a466ff)", or the short id of a container not named yet. */
+static const char *who(const struct reconcile *r, const char *id, char *buf, size_t len)
+{
+    const struct owned *o = map_get(r->owned, id);
+    if (o != NULL && o->name != NULL)
+        snprintf(buf, len, "%s (%.12s)", o->name, id);
+    else
+        snprintf(buf, len, "%.12s", id);
+    return buf;
 }
 
 /* The claim of container id among those waiting for e, or the slot to
@@ -437,13 +464,18 @@ static void unwant(struct reconcile *r, const char *id, const char *key)
     if (next == NULL) {
         set_str(&e->want, NULL);
         set_str(&e->owner, NULL);
+        set_str(&e->name, NULL);
     } else {
         e->waiting = next->next;
-        log_info("key %s: container %.12s no longer names it; %.12s takes it over", key, id, next->owner);
+        char a[300], b[300];
+        log_info("key %s: container %s no longer names it; %s takes it over", key, who(r, id, a, sizeof a),
+                 who(r, next->owner, b, sizeof b));
         free(e->want);
         free(e->owner);
+        free(e->name);
         e->want = next->want;
         e->owner = next->owner;
+        e->name = next->name;
         e->payload = next->payload;
         free(next);
     }
@@ -453,7 +485,7 @@ static void unwant(struct reconcile *r, const char *id, const char *key)
 /* Container id names the key: it holds it unless another container holds
  * it already; then it waits (and the log says so once).  False when out
  * of memory (the payload is then still the caller's). */
-static bool want(struct reconcile *r, const char *id, const struct reconcile_want *w)
+static bool want(struct reconcile *r, const char *id, const char *name, const struct reconcile_want *w)
 {
     struct entry *e = entry_get(r, w->key, true);
     if (e == NULL)
@@ -461,8 +493,11 @@ static bool want(struct reconcile *r, const char *id, const struct reconcile_wan
     if (e->owner != NULL && strcmp(e->owner, id) != 0) {
         struct claim **slot = claim_slot(e, id), *c = *slot;
         if (c == NULL) {
-            log_warn("key %s is named by containers %.12s and %.12s; keeping it for %.12s",
-                     w->key, e->owner, id, e->owner);
+            char a[300], b[300];
+            if (name != NULL)
+                snprintf(b, sizeof b, "%s (%.12s)", name, id);
+            log_warn("key %s is named by containers %s and %s; keeping it for the first",
+                     w->key, who(r, e->owner, a, sizeof a), name ? b : who(r, id, b, sizeof b));
             c = calloc(1, sizeof *c);
             if (c == NULL || (c->owner = strdup(id)) == NULL) {
                 free(c);
@@ -471,6 +506,7 @@ static bool want(struct reconcile *r, const char *id, const struct reconcile_wan
             *slot = c;
         }
         set_str(&c->want, w->value);
+        set_str(&c->name, w->name);
         release(r, &c->payload);
         c->payload = w->payload;
         return true;
@@ -480,6 +516,7 @@ static bool want(struct reconcile *r, const char *id, const struct reconcile_wan
         enqueue(r, e);
     }
     set_str(&e->owner, id);
+    set_str(&e->name, w->name);
     e->claimed = true;
     release(r, &e->payload);
     e->payload = w->payload;
@@ -494,9 +531,24 @@ static bool names(const struct owned *o, const char *key)
     return false;
 }
 
-void reconcile_container(struct reconcile *r, const char *id, const struct reconcile_want *w, int n)
+void reconcile_container(struct reconcile *r, const char *id, const char *name, const struct reconcile_want *w,
+                         int n)
 {
-    struct owned *old = map_get(r->owned, id), *now = calloc(1, sizeof *now);
+    struct owned *old, *now;
+
+    if (r->dropping) {          /* nothing is wanted any more */
+        for (int i = 0; i < n; i++) {
+            long payload = w[i].payload;
+            release(r, &payload);
+        }
+        return;
+    }
+    old = map_get(r->owned, id);
+    now = calloc(1, sizeof *now);
+    if (now != NULL && name != NULL)
+        now->name = strdup(name);
+    if (old != NULL && old->name == NULL && name != NULL)
+        old->name = strdup(name);   /* the log lines below name it already */
 
     if (map_remove(r->naming_failed, id) != NULL && map_count(r->naming_failed) == 0)
         requeue_unsettled(r);   /* orphans may be pruned again */
@@ -504,7 +556,7 @@ void reconcile_container(struct reconcile *r, const char *id, const struct recon
         now->keys = calloc((size_t)n, sizeof *now->keys);
     for (int i = 0; i < n; i++) {
         long payload = w[i].payload;
-        if (!want(r, id, &w[i]))
+        if (!want(r, id, name, &w[i]))
             release(r, &payload);
         else if (now != NULL && now->keys != NULL && (now->keys[now->n] = strdup(w[i].key)) != NULL)
             now->n++;
@@ -594,6 +646,39 @@ void reconcile_backend_ready(struct reconcile *r, bool batches, bool audits)
     converge(r);
 }
 
+/* ---- stopping ------------------------------------------------------------------ */
+
+/* deregister_on_exit: nothing is wanted any more, and every key this host
+ * has is deleted, named in this run or not. */
+void reconcile_drop_all(struct reconcile *r)
+{
+    struct map_iter it;
+    const char *key;
+    void *v;
+    map_iter_init(&it, r->entries);
+    while (map_iter_next(&it, &key, &v)) {
+        struct entry *e = v;
+        while (e->waiting != NULL) {
+            struct claim *c = e->waiting;
+            e->waiting = c->next;
+            release(r, &c->payload);
+            claim_free(c);
+        }
+        release(r, &e->payload);
+        set_str(&e->want, NULL);
+        set_str(&e->owner, NULL);
+        enqueue(r, e);
+    }
+    r->dropping = true;
+    r->listed_once = true;      /* nothing is left to list for */
+    converge(r);
+}
+
+bool reconcile_empty(const struct reconcile *r)
+{
+    return map_count(r->entries) == 0 && r->inflight == 0;
+}
+
 /* ---- ttl ---------------------------------------------------------------------- */
 
 void reconcile_rewrite_all(struct reconcile *r)
@@ -646,6 +731,49 @@ struct reconcile *reconcile_new(struct loop *lp, const struct reconcile_settings
         return NULL;
     }
     return r;
+}
+
+void reconcile_each_entry(struct reconcile *r, void (*fn)(void *arg, const struct reconcile_entry_view *v),
+                          void *arg)
+{
+    struct map_iter it;
+    const char *key;
+    void *v;
+    map_iter_init(&it, r->entries);
+    while (map_iter_next(&it, &key, &v)) {
+        struct entry *e = v;
+        struct reconcile_entry_view view = { key, e->owner, e->name, RECONCILE_PENDING, e->error,
+                                             e->erring_since };
+        if (e->erring)
+            view.state = RECONCILE_FAILING;
+        else if (settled(e) && e->want != NULL)
+            view.state = RECONCILE_REGISTERED;
+        if (e->want != NULL || e->have != NULL)
+            fn(arg, &view);
+    }
+}
+
+long long reconcile_failing_since(const struct reconcile *r)
+{
+    struct map_iter it;
+    const char *key;
+    void *v;
+    long long oldest = 0;
+    if (r->nerring == 0)
+        return 0;
+    map_iter_init(&it, r->entries);
+    while (map_iter_next(&it, &key, &v)) {
+        const struct entry *e = v;
+        if (e->erring && (oldest == 0 || e->erring_since < oldest))
+            oldest = e->erring_since;
+    }
+    return oldest;
+}
+
+const char *reconcile_held_value(const struct reconcile *r, const char *key)
+{
+    const struct entry *e = map_get(r->entries, key);
+    return e ? e->have : NULL;
 }
 
 int reconcile_failing(const struct reconcile *r) { return r->nerring; }

@@ -15,6 +15,7 @@ struct reconcile;
 struct reconcile_want {
     const char *key;
     const char *value;          /* compared with what the registry holds */
+    const char *name;           /* the service's name, for the operator; may be NULL */
     long payload;               /* the caller's handle on the entry (naming's
                                    Lua table); kept while the key is wanted,
                                    then handed to ops->release */
@@ -59,9 +60,11 @@ void reconcile_free(struct reconcile *r);
  * this host; without that nothing is known to prune. */
 void reconcile_backend_ready(struct reconcile *r, bool batches, bool audits);
 
-/* Container id now names these n entries (none: it stopped, or names
- * nothing).  The payloads are r's from here on. */
-void reconcile_container(struct reconcile *r, const char *id, const struct reconcile_want *w, int n);
+/* Container id (called name, for the log; may be NULL) now names these n
+ * entries (none: it stopped, or names nothing).  The payloads are r's from
+ * here on. */
+void reconcile_container(struct reconcile *r, const char *id, const char *name, const struct reconcile_want *w,
+                         int n);
 /* Naming of container id failed: its keys stay as they are, and keys no
  * container names are not pruned while it fails (it may be their owner). */
 void reconcile_naming_failed(struct reconcile *r, const char *id);
@@ -74,9 +77,10 @@ void reconcile_listed(struct reconcile *r, bool complete);
 unsigned long long reconcile_audit_begin(struct reconcile *r);
 void reconcile_audited(struct reconcile *r, unsigned long long mark, const struct reconcile_held *held, int n);
 
-/* The answer to a write.  A failure changes nothing r knows of the
- * registry: the keys are retried with backoff, capped at the interval. */
-void reconcile_written(struct reconcile *r, unsigned long batch, bool ok);
+/* The answer to a write: why it failed, or NULL.  A failure changes
+ * nothing r knows of the registry: the keys are retried with backoff,
+ * capped at the interval. */
+void reconcile_written(struct reconcile *r, unsigned long batch, const char *failed);
 
 /* What the registry held may be gone (ttl mode: a lost lease, or no way
  * to refresh): every wanted key is written again. */
@@ -84,6 +88,32 @@ void reconcile_rewrite_all(struct reconcile *r);
 
 /* Calls fn for each key the registry holds as it is wanted (ttl refresh). */
 void reconcile_each_held(struct reconcile *r, void (*fn)(void *arg, const char *key, long payload), void *arg);
+
+/* What an operator sees of one key (registrar status, /services). */
+enum reconcile_state { RECONCILE_REGISTERED, RECONCILE_PENDING, RECONCILE_FAILING };
+
+struct reconcile_entry_view {
+    const char *key;
+    const char *owner;          /* the container naming it; NULL for an orphan being pruned */
+    const char *name;           /* the service's name, or NULL */
+    enum reconcile_state state;
+    const char *error;          /* failing: the last write's error */
+    long long failing_since_ms; /* failing: loop_now_ms() of the first failed write */
+};
+
+/* Calls fn for each key r knows: wanted, or held and about to be pruned. */
+void reconcile_each_entry(struct reconcile *r, void (*fn)(void *arg, const struct reconcile_entry_view *v),
+                          void *arg);
+/* The oldest failing_since_ms of the keys failing now, 0 when none. */
+long long reconcile_failing_since(const struct reconcile *r);
+
+/* What the registry holds for key as far as r knows, or NULL. */
+const char *reconcile_held_value(const struct reconcile *r, const char *key);
+
+/* deregister_on_exit: every key this host has is deleted, and nothing
+ * is wanted any more; reconcile_empty() says when that is done. */
+void reconcile_drop_all(struct reconcile *r);
+bool reconcile_empty(const struct reconcile *r);
 
 /* Keys whose last write failed; writes under way. */
 int reconcile_failing(const struct reconcile *r);

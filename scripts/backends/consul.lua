@@ -51,7 +51,9 @@ function consul.open(text, config)
     tls = tls and { ca_file = config.ca_file, cert_file = config.cert_file, key_file = config.key_file } or nil,
     headers = config.token and { ["X-Consul-Token"] = config.token } or nil,
   })
-  return require("backends.consul." .. mode).new(client, config, parsed)
+  local backend, err = require("backends.consul." .. mode).new(client, config, parsed)
+  if not backend or mode == "kv" then return backend, err end      -- KV keeps it as any other key
+  return require("backends.consul.service").host_document(backend, client, config)
 end
 
 -- What the agent and catalog modes compare: a digest of the registration

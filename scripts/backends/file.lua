@@ -3,6 +3,7 @@
 -- template, a monitoring agent).
 --
 --   { "host": "<hostname>", "services": { "<key>": <document>, ... },
+--     "hosts": { "<prefix_hosts>/<hostname>": <this host's document> },
 --     "owned": [ "<key>", ... ] }
 --
 -- Every change is one rewrite of the whole file through a temporary file
@@ -32,17 +33,17 @@ local function path_of(uri)
   return path
 end
 
--- The registry at path ({services, owned}, empty for no file); or nil and
--- why the file must not be touched.
+-- The registry at path ({services, hosts, owned}, empty for no file); or
+-- nil and why the file must not be touched.
 local function read_registry(path, host)
   local kind = registrar.file.kind(path)
-  if kind == "missing" then return { services = json.object {}, owned = {} } end
+  if kind == "missing" then return { services = json.object {}, hosts = json.object {}, owned = {} } end
   if kind ~= "file" then
     return nil, ("%s is a %s, not a registry file; nothing was written there"):format(path, kind)
   end
   local text, err = registrar.file.read(path)
   if not text then return nil, err end
-  if text:find("^%s*$") then return { services = json.object {}, owned = {} } end
+  if text:find("^%s*$") then return { services = json.object {}, hosts = json.object {}, owned = {} } end
   local doc, why = json.decode(text)
   if type(doc) ~= "table" or type(doc.services) ~= "table" then
     return nil, ("%s is not a registrar registry (%s); nothing was written: move it away or "
@@ -52,7 +53,8 @@ local function read_registry(path, host)
     return nil, ("%s is the registry of host %q, not of this host (%q); nothing was written: "
                  .. "move it away or choose another path"):format(path, tostring(doc.host), host)
   end
-  return { services = doc.services, owned = type(doc.owned) == "table" and doc.owned or nil }
+  return { services = doc.services, hosts = type(doc.hosts) == "table" and doc.hosts or json.object {},
+           owned = type(doc.owned) == "table" and doc.owned or nil }
 end
 
 function file.check(uri, config)
@@ -100,6 +102,7 @@ function Backend:advertised()
   local advertised = {}
   for key in pairs(self:owned_keys(registry)) do
     local doc = registry.services[key]
+    if doc == nil then doc = registry.hosts[key] end
     if doc ~= nil then advertised[key] = type(doc) == "string" and doc or json.encode(doc) end
   end
   return advertised
@@ -111,23 +114,29 @@ end
 function Backend:apply(puts, deletes)
   local registry, why = read_registry(self.path, self.host)
   if not registry then return nil, why end
-  local services, owned = registry.services, self:owned_keys(registry)
+  local services, hosts, owned = registry.services, registry.hosts, self:owned_keys(registry)
   for _, entry in ipairs(puts) do
-    services[entry.key] = as_document(entry.value)
+    -- this host's document beside the services, not among them
+    local into = entry.host and hosts or services
+    into[entry.key] = as_document(entry.value)
     owned[entry.key] = true
   end
   for _, entry in ipairs(deletes) do
-    if owned[entry.key] then services[entry.key] = nil end
+    if owned[entry.key] then
+      services[entry.key] = nil
+      hosts[entry.key] = nil
+    end
     owned[entry.key] = nil
   end
   local list = json.array {}
   for key in pairs(owned) do
-    if services[key] ~= nil then list[#list + 1] = key end
+    if services[key] ~= nil or hosts[key] ~= nil then list[#list + 1] = key end
   end
   table.sort(list)
   local ok, err = registrar.file.replace(self.path, json.encode {
     host = self.host,
     services = services,
+    hosts = hosts,
     owned = list,
   } .. "\n")
   if not ok then return nil, err end

@@ -49,7 +49,7 @@ from support.busybox import BUSYBOX_APPLETS, BUSYBOX_IMAGE, busybox_rootfs, busy
 from support.engine import DEAD_PROXY, UnixHTTPConnection, unix_http
 from support.docker import Dockerd
 from support.podman import Podman
-from support.etcd import Etcd, EtcdError
+from support.etcd import Etcd, EtcdCluster, EtcdError
 from support.zkclient import ZkClient, ZkError
 from support.zookeeper import ZooKeeper
 from support.consul import start_consul_standin
@@ -58,7 +58,7 @@ from support.sweep import sweep_stale
 __all__ = [
     "free_port", "wait_until", "skip_unless_root", "skip_unless_available", "sweep_stale",
     "busybox_rootfs", "busybox_tarball", "MissingDependency",
-    "Process", "Dockerd", "Podman", "Etcd", "EtcdError", "ZooKeeper",
+    "Process", "Dockerd", "Podman", "Etcd", "EtcdCluster", "EtcdError", "ZooKeeper",
     "ZkClient", "ZkError", "BUSYBOX_IMAGE",
     "BUSYBOX_APPLETS", "DEAD_PROXY", "SYSTEM_PATH", "UnixHTTPConnection", "unix_http",
     "start_consul_standin",

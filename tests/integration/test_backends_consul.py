@@ -221,8 +221,12 @@ class KVMode(ConsulBase):
         record = json.loads(self.kv()["registry/hosts/%s/keys/%s" % (HOST, key[len("registry/"):])])
         self.assertEqual(record["key"], "/" + key[len("registry/"):])
         self.docker.docker("stop", cid)
-        h.wait_until(lambda: not any(k.startswith("registry/services/") or k.startswith("registry/hosts/")
-                                     for k in self.kv()), message="key and record removed")
+        # left: this host's document (and its record), listing no key
+        host_doc = "registry/hosts/%s" % HOST
+        h.wait_until(lambda: {k for k in self.kv() if k.startswith(("registry/services/", "registry/hosts/"))}
+                     == {host_doc, "registry/hosts/%s/keys/hosts/%s" % (HOST, HOST)},
+                     message="key and record removed")
+        h.wait_until(lambda: json.loads(self.kv()[host_doc])["keys"] == [], message="the host document empty")
         self.assert_token_used(reg)
 
     def test_updates_prunes_and_leaves_other_keys_alone(self):
@@ -329,8 +333,9 @@ class KVSessions(unittest.TestCase):
                 if k.startswith("registry/services/") or k.startswith("registry/hosts/")}
 
     def settled(self):
+        """Every container's key and record, and this host's document and its record."""
         held = self.held()
-        return len(held) == 2 * self.CONTAINERS and held
+        return len(held) == 2 * self.CONTAINERS + 2 and "registry/hosts/%s" % HOST in held and held
 
     def assert_one_live_session_holds_everything(self):
         held = h.wait_until(self.settled, timeout=15, message="every key and record written")

@@ -197,7 +197,11 @@ class ConsulClients(ConsulClientTest):
         self.run_registrar("consulkv", path="/registry")
         h.wait_until(lambda: len(self.kv("registry/services/")) == 2, message="two keys")
         keys, records = self.kv("registry/services/"), self.kv("registry/hosts/%s/keys/" % HOST)
-        self.assertEqual(len(records), 2)
+        # one record per key, and one for this host's document
+        self.assertEqual(set(records), {"registry/hosts/%s/keys/%s" % (HOST, k[len("registry/"):]) for k in keys}
+                         | {"registry/hosts/%s/keys/hosts/%s" % (HOST, HOST)})
+        host_doc = json.loads(self.kv("registry/hosts/%s" % HOST)["registry/hosts/%s" % HOST]["Value"])
+        self.assertEqual(host_doc["keys"], sorted("/" + k[len("registry/"):] for k in keys))
         for key, item in keys.items():
             doc = json.loads(item["Value"])
             self.assertEqual((doc["host"], doc["ipaddress"]), (HOST, IPADDRESS))
@@ -210,7 +214,8 @@ class ConsulClients(ConsulClientTest):
         for n in range(6):
             self.docker.add_container(container(n, "web%d" % n, {"NAME": "web%d" % n}, 34300 + n))
         self.run_registrar("consulkv", "-m", "ttl", "-t", "10000", path="/registry")
-        h.wait_until(lambda: len(self.kv("registry/services/")) == 6 and len(self.kv("registry/hosts/")) == 6,
+        # six keys, their six records, this host's document and its record
+        h.wait_until(lambda: len(self.kv("registry/services/")) == 6 and len(self.kv("registry/hosts/")) == 8,
                      message="six keys and records")
         _index, sessions = self.client.session.list()
         self.assertEqual([(s["Name"], s["Behavior"], s["TTL"]) for s in sessions],
@@ -308,7 +313,9 @@ class EtcdClients(FakeDockerTest):
         h.wait_until(lambda: sorted(self.etcdctl("3", "get", "--prefix", "--keys-only", "/services/").split()) == want,
                      message="the v3 keys, as etcdctl lists them")
         records = sorted(self.etcdctl("3", "get", "--prefix", "--keys-only", "/hosts/%s/keys/" % HOST).split())
-        self.assertEqual(records, sorted("/hosts/%s/keys%s" % (HOST, k) for k in want))
+        host_doc = "/hosts/%s" % HOST
+        self.assertEqual(records, sorted("/hosts/%s/keys%s" % (HOST, k) for k in want + [host_doc]))
+        self.assertEqual(json.loads(self.etcdctl("3", "get", "--print-value-only", host_doc))["keys"], want)
         for key in want:
             value = self.etcdctl("3", "get", "--print-value-only", key).strip()
             record = json.loads(self.etcdctl("3", "get", "--print-value-only", "/hosts/%s/keys%s" % (HOST, key)))
@@ -318,6 +325,7 @@ class EtcdClients(FakeDockerTest):
         self.addCleanup(client.close)
         got = {meta.key.decode(): value.decode() for value, meta in client.get_prefix("/services/")}
         self.assertEqual(sorted(got), want)
+        got[host_doc] = client.get(host_doc)[0].decode()
         for value, meta in client.get_prefix("/hosts/%s/keys/" % HOST):
             record = json.loads(value)
             self.assertEqual(meta.key.decode(), "/hosts/%s/keys%s" % (HOST, record["key"]))
@@ -332,7 +340,7 @@ class EtcdClients(FakeDockerTest):
         h.wait_until(lambda: len(list(client.get_prefix("/services/"))) == 2, message="two keys")
         metas = [m for _, m in client.get_prefix("/services/")] + [m for _, m in client.get_prefix("/hosts/")]
         leases = {m.lease_id for m in metas}
-        self.assertEqual(len(metas), 4)
+        self.assertEqual(len(metas), 6)         # two keys, this host's document, a record for each
         self.assertEqual(len(leases), 1)
         (lease,) = leases
         info = client.get_lease_info(lease)

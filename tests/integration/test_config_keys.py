@@ -43,6 +43,7 @@ username: alice
 ca_file: /etc/registrar/ca.pem
 cert_file: /etc/registrar/cert.pem
 key_file: /etc/registrar/key.pem
+listen: 127.0.0.1:9102
 site:
   zone: eu-1
   weights: [1, 2]

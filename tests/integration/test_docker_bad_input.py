@@ -629,8 +629,8 @@ class DockerBadInput(unittest.TestCase):
         self.wait_keys([key(a)], "the holder registered")
         b = self.container("b", env={"ENVIRONMENT": "test", "NAME": "shared"}, ports=ports, hostname="shared")
         self.docker.emit(container_event("start", b["Id"], "b"))
-        self.wait_log(r"key %s is named by containers %s and %s; keeping it for %s" % (
-            re.escape(key(a)), a["Id"][:12], b["Id"][:12], a["Id"][:12]))
+        self.wait_log(r"key %s is named by containers /a \(%s\) and /b \(%s\); keeping it for the first" % (
+            re.escape(key(a)), a["Id"][:12], b["Id"][:12]))
         self.assertEqual(self.services()[key(a)]["id"], a["Id"])
         self.docker.remove_container(a["Id"])
         self.docker.emit(container_event("die", a["Id"], "a"))

@@ -119,7 +119,7 @@ class OldToolWayOnEtcdV2(EtcdTest):
         index = etcd_v2_index(self.etcd)
         second = self.registrar()
         second.wait_log(r"resync: 1 containers running", timeout=10)
-        second.wait_log(r"this host has 1 entries there", timeout=10)
+        second.wait_log(r"this host has 2 entries there", timeout=10)     # the key, and this host's document
         self.assertIn(key, self.services())
         self.assertEqual(etcd_v2_index(self.etcd), index, "a restart rewrote unchanged keys")
 

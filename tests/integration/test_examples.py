@@ -167,12 +167,14 @@ class NginxRun(unittest.TestCase):
                     {"address": IPADDRESS, "name": "etcd-4001", "port": 49155},
                     {"address": IPADDRESS, "name": "etcd-7001", "port": 49156},
                 ])
-                self.assertEqual(len(re.findall(r"debug registered ", reg.log())), 2)
+                # the two services, and this host's document (kept beside them, not among them)
+                self.assertEqual(len(re.findall(r"debug registered ", reg.log())), 3)
+                self.assertEqual(set(json.loads(self.read(conf + ".json"))["hosts"]), {"/hosts/%s" % HOST})
                 reg.stop()
 
                 # a restart audits what is there: it is what compare() says, so nothing is written
                 reg = self.run_nginx(naming, conf)
-                reg.wait_log(r"this host has 2 entries there", timeout=15)
+                reg.wait_log(r"this host has 3 entries there", timeout=15)
                 mark = reg.mark()
                 h.wait_until(lambda: len(re.findall(r"debug resync: ", reg.log()[mark:])) >= 3, timeout=15,
                              message="three resyncs")

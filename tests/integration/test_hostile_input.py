@@ -144,7 +144,8 @@ class ContainerData(unittest.TestCase):
         r = check(self, [first, second])
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
         self.assertIn("  warning: key /services/prod/etc/4001/49155/50ccf6e665e0 is named by containers "
-                      "50ccf6e665e0 and ffffffffffff; keeping it for 50ccf6e665e0", r.stdout)
+                      "/jovial_albattani (50ccf6e665e0) and /twin (ffffffffffff); keeping it for the first",
+                      r.stdout)
 
     def test_a_containers_file_with_trailing_garbage_or_cut_short(self):
         with open(WORKED_EXAMPLE) as f:

@@ -71,10 +71,25 @@ describe("consul backends", function()
         theirs = { ID = "theirs", Meta = { registrar_host = "other", registrar_key = "/t" } },
         plain = { ID = "plain" },
       } }
+      answers[2] = { status = 404, body = "" }     -- no host document yet
       assert.same({ ["/k"] = "d" }, b:advertised())
+      assert.equal("http://127.0.0.1:8500/v1/kv/hosts/mesos-master?raw", requests[2].url)
       b:deregister { key = "/k" }
-      assert.equal("http://127.0.0.1:8500/v1/agent/service/deregister/mine", requests[2].url)
-      assert.equal("PUT", requests[2].method)
+      assert.equal("http://127.0.0.1:8500/v1/agent/service/deregister/mine", requests[3].url)
+      assert.equal("PUT", requests[3].method)
+    end)
+
+    it("keeps this host's document as a KV key, and advertises it", function()
+      local b = open("consul://127.0.0.1:8500")
+      assert.is_true(b:register { key = "/hosts/mesos-master", value = '{"services":0}', host = true })
+      assert.equal("PUT", requests[1].method)
+      assert.equal("http://127.0.0.1:8500/v1/kv/hosts/mesos-master", requests[1].url)
+      assert.equal('{"services":0}', requests[1].body)
+      answers = { { status = 200, body = "{}" }, { status = 200, body = '{"services":0}' } }
+      assert.same({ ["/hosts/mesos-master"] = '{"services":0}' }, b:advertised())
+      assert.is_true(b:deregister { key = "/hosts/mesos-master" })
+      assert.equal("DELETE", requests[4].method)
+      assert.equal("http://127.0.0.1:8500/v1/kv/hosts/mesos-master", requests[4].url)
     end)
 
     it("makes an id from a key safe for a URL path", function()

@@ -515,7 +515,7 @@ static void test_lua_config(void)
     char err[512];
     const char *yaml = write_file("lua.yml",
         "statsd: 127.0.0.1:8125\nsite:\n  zone: eu-1\nlog: /tmp/x.log\ndocker_cert_path: /certs\n"
-        "network: n1\nusername: u\nca_file: /ca\ncert_file: /c\nkey_file: /k\n");
+        "network: n1\nusername: u\nca_file: /ca\ncert_file: /c\nkey_file: /k\nlisten: 9102\n");
     char *argv[] = { "registrar", "run", "-c", (char *)yaml, "-s", "/tmp/site.lua", "-B", "etcd://u:pw@h:1", NULL };
     char *env[] = { "HOST=h1", "IPADDRESS=10.0.0.1", "BACKEND_PASSWORD=pw", "CONSUL_HTTP_TOKEN=tk",
                     "SERVICE_METHOD=ttl", "DOCKER_TLS_VERIFY=1", NULL };

@@ -63,13 +63,13 @@ static struct reconcile *setup(struct fake *f, bool batches)
 
 static void name(struct reconcile *r, const char *id, const char *key, const char *value, long payload)
 {
-    struct reconcile_want w = { key, value, payload };
-    reconcile_container(r, id, &w, 1);
+    struct reconcile_want w = { key, value, NULL, payload };
+    reconcile_container(r, id, NULL, &w, 1);
 }
 
 static void gone(struct reconcile *r, const char *id)
 {
-    reconcile_container(r, id, NULL, 0);
+    reconcile_container(r, id, NULL, NULL, 0);
 }
 
 static void audited(struct reconcile *r, const char *key, const char *value)
@@ -84,7 +84,7 @@ static void answer_all(struct reconcile *r, struct fake *f, int from, bool ok)
     unsigned long last = 0;
     for (int i = from; i < f->count; i++) {
         if (f->w[i].batch != last)
-            reconcile_written(r, f->w[i].batch, ok);
+            reconcile_written(r, f->w[i].batch, ok ? NULL : "refused");
         last = f->w[i].batch;
     }
 }
@@ -177,7 +177,7 @@ static void test_an_older_audit_does_not_undo_a_write(void)
     CHECK(f.count == 1);
     reconcile_audited(r, mark, NULL, 0);     /* ... the audit says "nothing there" while it is busy */
     CHECK(f.count == 1);                     /* no second write */
-    reconcile_written(r, f.w[0].batch, true);
+    reconcile_written(r, f.w[0].batch, NULL);
     mark = reconcile_audit_begin(r);
     CHECK(f.count == 1);
     /* an audit asked before the write settled, answered after it */
@@ -217,9 +217,9 @@ static void test_a_backend_that_takes_batches_gets_one_write(void)
 {
     struct fake f;
     struct reconcile *r = setup(&f, true);
-    struct reconcile_want w[3] = { { "/s/a", "A", 1 }, { "/s/b", "B", 2 }, { "/s/c", "C", 3 } };
+    struct reconcile_want w[3] = { { "/s/a", "A", NULL, 1 }, { "/s/b", "B", NULL, 2 }, { "/s/c", "C", NULL, 3 } };
     audited(r, "/s/orphan", "O");
-    reconcile_container(r, "x", w, 3);
+    reconcile_container(r, "x", NULL, w, 3);
     reconcile_listed(r, true);
     CHECK(f.count == 3);                     /* one write of three, at the first listing */
     CHECK(f.w[0].n == 3 && f.w[2].batch == f.w[0].batch);
@@ -243,15 +243,69 @@ static void test_a_failed_write_is_retried(void)
     audited(r, NULL, NULL);
     reconcile_listed(r, true);
     name(r, "a", "/s/a", "A", 1);
-    reconcile_written(r, f.w[0].batch, false);
+    reconcile_written(r, f.w[0].batch, "connection refused");
     CHECK(reconcile_failing(r) == 1);
     CHECK(f.count == 1);                     /* not at once: after the backoff */
     loop_timer_add(lp, 2000, stop_loop, NULL);
     loop_run(lp);
     CHECK(f.count == 2);
     CHECK_STR(f.w[1].key, "/s/a");
-    reconcile_written(r, f.w[1].batch, true);
+    reconcile_written(r, f.w[1].batch, NULL);
     CHECK(reconcile_failing(r) == 0);
+    reconcile_free(r);
+}
+
+struct seen {
+    int n;
+    enum reconcile_state state;
+    char error[64];
+    long long since;
+};
+
+static void look(void *arg, const struct reconcile_entry_view *v)
+{
+    struct seen *s = arg;
+    s->n++;
+    s->state = v->state;
+    snprintf(s->error, sizeof s->error, "%s", v->error ? v->error : "");
+    s->since = v->failing_since_ms;
+}
+
+static void test_the_operator_sees_what_fails_and_since_when(void)
+{
+    struct fake f;
+    struct reconcile *r = setup(&f, false);
+    struct seen s = { 0 };
+    audited(r, NULL, NULL);
+    reconcile_listed(r, true);
+    name(r, "a", "/s/a", "A", 1);
+    reconcile_each_entry(r, look, &s);
+    CHECK(s.n == 1 && s.state == RECONCILE_PENDING);
+    reconcile_written(r, f.w[0].batch, "status 403: denied");
+    memset(&s, 0, sizeof s);
+    reconcile_each_entry(r, look, &s);
+    CHECK(s.state == RECONCILE_FAILING);
+    CHECK_STR(s.error, "status 403: denied");
+    CHECK(s.since > 0 && reconcile_failing_since(r) == s.since);
+    reconcile_free(r);
+}
+
+static void test_drop_all_deletes_every_key_of_this_host(void)
+{
+    struct fake f;
+    struct reconcile *r = setup(&f, true);
+    audited(r, "/s/orphan", "O");            /* left by an earlier run */
+    name(r, "a", "/s/a", "A", 1);
+    reconcile_listed(r, false);              /* not complete: the orphan would wait */
+    answer_all(r, &f, 0, true);
+    CHECK(f.count == 1);
+    reconcile_drop_all(r);                   /* deregister_on_exit */
+    CHECK(f.count == 3 && f.w[1].delete && f.w[2].delete);
+    CHECK(!reconcile_empty(r));
+    answer_all(r, &f, 1, true);
+    CHECK(reconcile_empty(r));
+    name(r, "b", "/s/b", "B", 2);            /* too late: nothing is wanted any more */
+    CHECK(f.count == 3);
     reconcile_free(r);
 }
 
@@ -297,6 +351,8 @@ int main(void)
     test_a_failed_write_is_retried();
     test_backoff_doubles_up_to_its_cap();
     test_ttl_rewrite_all();
+    test_the_operator_sees_what_fails_and_since_when();
+    test_drop_all_deletes_every_key_of_this_host();
     loop_free(lp);
     return CHECK_DONE();
 }

@@ -6,6 +6,7 @@
 
 local registrar = require "registrar"
 local text = require "registrar.text"
+local uri = require "registrar.uri"
 
 local json = registrar.json
 local service = {}
@@ -99,6 +100,39 @@ end
 -- nil and "what: status N: Consul's message" (its errors are plain text).
 function service.failure(what, res)
   return nil, ("%s: status %d: %s"):format(what, res.status, text.trim(res.body or ""))
+end
+
+-- This host's document is no service: the agent and catalog modes keep it
+-- as a KV key, <prefix_hosts>/<hostname> without the leading '/', and
+-- wrap the backend's register/deregister to put it there.
+function service.host_document(backend, client, config)
+  local key = ((config.prefix_hosts or "/hosts"):gsub("/+$", "") .. "/" .. config.hostname):gsub("^/+", "")
+  local path = "/v1/kv/" .. uri.escape_path(key)
+  local register, deregister, advertised = backend.register, backend.deregister, backend.advertised
+  function backend.register(self, entry)
+    if not entry.host then return register(self, entry) end
+    local res, err = client:request { method = "PUT", path = path, body = entry.value }
+    if not res then return nil, err end
+    if res.status ~= 200 then return service.failure("PUT " .. path, res) end
+    return true
+  end
+  function backend.deregister(self, entry)
+    if entry.key:gsub("^/+", "") ~= key then return deregister(self, entry) end
+    local res, err = client:request { method = "DELETE", path = path }
+    if not res then return nil, err end
+    if res.status ~= 200 then return service.failure("DELETE " .. path, res) end
+    return true
+  end
+  function backend.advertised(self)
+    local out, err = advertised(self)
+    if not out then return nil, err end
+    local res, rerr = client:request { method = "GET", path = path .. "?raw" }
+    if not res then return nil, rerr end
+    if res.status == 200 then out["/" .. key] = res.body
+    elseif res.status ~= 404 then return service.failure("GET " .. path, res) end
+    return out
+  end
+  return backend
 end
 
 -- The digest stored in Meta.registrar_digest and compared with it.

@@ -73,6 +73,15 @@ function V2:advertised()
   end
   local out = {}
   collect(doc.node, self.host, out)
+  -- this host's document is outside the prefix: it is ours by its path
+  local hres, herr = self.client:request { method = "GET", path = keys_url(self.host_key) }
+  if not hres then return nil, herr end
+  local hdoc = hres.status == 200 and json.decode(hres.body)
+  if type(hdoc) == "table" and type(hdoc.node) == "table" and type(hdoc.node.value) == "string" then
+    out[self.host_key] = hdoc.node.value
+  elseif hres.status ~= 200 and hres.status ~= 404 then
+    return failure("GET", self.host_key, hres)
+  end
   return out
 end
 
@@ -82,6 +91,7 @@ return {
       client = client,
       prefix = (config.prefix_services or "/services"):gsub("/+$", ""),
       host = config.hostname,
+      host_key = (config.prefix_hosts or "/hosts"):gsub("/+$", "") .. "/" .. config.hostname,
     }, V2)
   end,
 }

@@ -75,7 +75,9 @@ class Etcd:
     def missing(cls):
         return _missing(cls.REQUIRES)
 
-    def __init__(self, enable_v2=True, tls=None, workdir=None, extra_args=()):
+    def __init__(self, enable_v2=True, tls=None, workdir=None, extra_args=(), name="t"):
+        self.name = name
+        self.initial_cluster = None  # "name=peer-url,..." for a member of a cluster
         self.enable_v2 = enable_v2
         self.tls = bool(tls)
         self.extra_args = list(extra_args)
@@ -161,10 +163,10 @@ class Etcd:
         scheme = "https" if self.tls else "http"
         c = "%s://127.0.0.1:%d" % (scheme, self.client_port)
         p = "http://127.0.0.1:%d" % self.peer_port
-        argv = [_find("etcd"), "--name", "t", "--data-dir", self.data_dir,
+        argv = [_find("etcd"), "--name", self.name, "--data-dir", self.data_dir,
                 "--listen-client-urls", c, "--advertise-client-urls", c,
                 "--listen-peer-urls", p, "--initial-advertise-peer-urls", p,
-                "--initial-cluster", "t=" + p,
+                "--initial-cluster", self.initial_cluster or "%s=%s" % (self.name, p),
                 "--enable-v2=%s" % ("true" if self.enable_v2 else "false"),
                 "--logger=zap", "--log-outputs=stderr"]
         if self.tls:
@@ -444,4 +446,66 @@ class Etcd:
         self.root_password = root_password
         self.credentials = ("root", root_password)
         self._token = None
+
+
+class EtcdCluster:
+    """Three (or ``size``) etcd members on loopback, one cluster.  Members
+    are ``Etcd`` objects (``members[i]``) that can be stopped and started
+    again on their own; the cluster is healthy with a quorum.  Key helpers
+    go through the first member that answers."""
+
+    REQUIRES = Etcd.REQUIRES
+
+    @classmethod
+    def missing(cls):
+        return Etcd.missing()
+
+    def __init__(self, size=3, enable_v2=True):
+        self.members = [Etcd(enable_v2=enable_v2, name="m%d" % i) for i in range(size)]
+
+    @property
+    def endpoints(self):
+        """"127.0.0.1:P1,127.0.0.1:P2,...": what registrar's URI lists."""
+        return ",".join(m.host_port for m in self.members)
+
+    def start(self, timeout=30):
+        """Ports for all first (each member names every peer), then all
+        spawned at once: a member alone has no quorum and is not healthy."""
+        for m in self.members:
+            m._cleaned = False
+            _register(m)
+            m.workdir, _ = _claim_workdir("re")
+            m.client_port = free_port()
+            m.peer_port = free_port()
+        cluster = ",".join("%s=http://127.0.0.1:%d" % (m.name, m.peer_port) for m in self.members)
+        for m in self.members:
+            m.initial_cluster = cluster
+            m._spawn()
+        for m in self.members:
+            if not m._wait_healthy(timeout):
+                raise RuntimeError("etcd member %s did not become healthy; log tail:\n%s"
+                                   % (m.name, m.log_tail()))
+        return self
+
+    def alive_member(self):
+        for m in self.members:
+            if m.alive():
+                return m
+        raise RuntimeError("no etcd member runs")
+
+    def __getattr__(self, name):
+        """v3_get, v3_prefix, v3_put...: through a member that runs."""
+        if name.startswith(("v2_", "v3")):
+            return getattr(self.alive_member(), name)
+        raise AttributeError(name)
+
+    def cleanup(self):
+        for m in self.members:
+            m.cleanup()
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.cleanup()
 
