@@ -16,7 +16,7 @@
 
 #include "core/buffer.h"
 #include "core/config.h"
-#include "core/httpd.h"
+#include "core/text.h"
 
 static size_t on_body(char *data, size_t size, size_t n, void *arg)
 {
@@ -32,7 +32,7 @@ static long fetch(const char *listen, const char *path, struct buffer *body, cha
     CURL *e;
     CURLcode rc;
 
-    if (httpd_parse_listen(listen, host, sizeof host, &port) < 0) {
+    if (text_host_port(listen, "127.0.0.1", host, sizeof host, &port) < 0) {
         snprintf(err, errlen, "listen: \"%s\" is not PORT, HOST:PORT or [ADDRESS]:PORT", listen);
         return -1;
     }

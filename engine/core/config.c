@@ -19,7 +19,6 @@
 #include <string.h>
 
 #include "core/hostinfo.h"
-#include "core/httpd.h"
 #include "core/text.h"
 
 struct config_check {
@@ -606,7 +605,7 @@ static int check_listen(struct config_check *ck, enum config_key k)
 {
     char **v = field_of(ck->c, k), host[256];
     int port;
-    if (*v == NULL || httpd_parse_listen(*v, host, sizeof host, &port) == 0)
+    if (*v == NULL || text_host_port(*v, "127.0.0.1", host, sizeof host, &port) == 0)
         return 0;
     return fail(ck, k, *v, "is not PORT, HOST:PORT or [ADDRESS]:PORT");
 }

@@ -216,32 +216,6 @@ static void on_accept(struct loop *lp, int fd, int events, void *arg)
     }
 }
 
-int httpd_parse_listen(const char *address, char *host, size_t hostlen, int *port)
-{
-    const char *colon;
-    long p;
-    char digits[8];
-
-    if (address[0] == '[') {
-        const char *end = strstr(address, "]:");
-        if (end == NULL || (size_t)(end - address - 1) >= hostlen)
-            return -1;
-        snprintf(host, hostlen, "%.*s", (int)(end - address - 1), address + 1);
-        colon = end + 1;
-    } else if ((colon = strrchr(address, ':')) != NULL) {
-        if (colon == address || (size_t)(colon - address) >= hostlen || memchr(address, ':', (size_t)(colon - address)))
-            return -1;
-        snprintf(host, hostlen, "%.*s", (int)(colon - address), address);
-    } else {
-        snprintf(host, hostlen, "127.0.0.1");   /* a bare port means loopback */
-        colon = address - 1;
-    }
-    if (strlen(colon + 1) >= sizeof digits || text_to_long(colon + 1, &p) < 0 || p < 0 || p > 65535)
-        return -1;
-    *port = (int)p;
-    return 0;
-}
-
 static int bound_port(int fd)
 {
     struct sockaddr_storage ss;
@@ -261,7 +235,7 @@ struct httpd *httpd_new(struct loop *lp, const char *address, httpd_handler_fn *
     struct httpd *h;
     int port, one = 1, rc;
 
-    if (httpd_parse_listen(address, host, sizeof host, &port) < 0) {
+    if (text_host_port(address, "127.0.0.1", host, sizeof host, &port) < 0) {
         snprintf(err, errlen, "\"%s\" is not PORT, HOST:PORT or [ADDRESS]:PORT", address);
         return NULL;
     }

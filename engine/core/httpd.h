@@ -29,8 +29,4 @@ struct httpd *httpd_new(struct loop *lp, const char *address, httpd_handler_fn *
 void httpd_free(struct httpd *h);
 int httpd_port(const struct httpd *h);
 
-/* "PORT", "HOST:PORT" or "[ADDR6]:PORT" as host and port ("127.0.0.1"
- * for a bare port); -1 when it is none of these. */
-int httpd_parse_listen(const char *address, char *host, size_t hostlen, int *port);
-
 #endif

@@ -98,3 +98,29 @@ bool text_is_utf8(const char *s)
             return false;
     return true;
 }
+
+int text_host_port(const char *address, const char *bare, char *host, size_t hostlen, int *port)
+{
+    const char *colon, *digits;
+    long p;
+
+    if (address[0] == '[') {
+        const char *end = strstr(address, "]:");
+        if (end == NULL || (size_t)(end - address - 1) >= hostlen)
+            return -1;
+        snprintf(host, hostlen, "%.*s", (int)(end - address - 1), address + 1);
+        digits = end + 2;
+    } else if ((colon = strrchr(address, ':')) != NULL) {
+        if (colon == address || (size_t)(colon - address) >= hostlen || memchr(address, ':', (size_t)(colon - address)))
+            return -1;
+        snprintf(host, hostlen, "%.*s", (int)(colon - address), address);
+        digits = colon + 1;
+    } else {
+        snprintf(host, hostlen, "%s", bare);
+        digits = address;
+    }
+    if (strlen(digits) > 5 || text_to_long(digits, &p) < 0 || p < 0 || p > 65535)
+        return -1;
+    *port = (int)p;
+    return 0;
+}

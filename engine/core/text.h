@@ -20,4 +20,8 @@ bool text_is_utf8(const char *s);
  * "alice:***@" and a bare token "t0ken@" becomes "***@". */
 const char *text_redact_uri(const char *uri, char *buf, size_t len);
 
+/* "PORT", "HOST:PORT" or "[ADDR6]:PORT" as host and port (bare for a
+ * bare port); -1 when it is none of these or the port is not 0 to 65535. */
+int text_host_port(const char *address, const char *bare, char *host, size_t hostlen, int *port);
+
 #endif
