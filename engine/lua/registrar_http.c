@@ -60,6 +60,8 @@ static void on_done(struct http_transfer *x, const struct http_response *res, vo
     task_wake(co, 1);
 }
 
+static void cancel_transfer(void *x) { http_cancel(x); }
+
 static const char *opt_string(lua_State *L, int idx, const char *field)
 {
     const char *s;
@@ -172,7 +174,7 @@ static int http_request(lua_State *L)
         lua_pushfstring(L, "cannot start a request to %s", req.url);
         return 2;
     }
-    task_wait(L, x);
+    task_wait(L, cancel_transfer, x);
     return lua_yield(L, 0);
 }
 
