@@ -19,6 +19,7 @@
 #include "core/loop.h"
 #include "core/metrics.h"
 #include "core/text.h"
+#include "core/zk.h"
 #include "docker/watch.h"
 #include "lua/naming.h"
 #include "lua/script.h"
@@ -39,6 +40,8 @@ struct parts {
 struct daemon {
     const struct cli *cli;
     struct loop *lp;
+    struct zk *zk;              /* ZooKeeper sessions: they outlive a reload's parts, so
+                                   ephemeral znodes stay (core/zk.h) */
     struct parts p;
     int signal_seen;
 };
@@ -138,6 +141,7 @@ static int parts_build(struct daemon *d, struct parts *p, struct config *c, char
     so.config = c;
     so.http = p->http;
     so.metrics = p->metrics;
+    so.zk = d->zk;
     p->script = script_load(&so, err, errlen);
     if (p->script == NULL)
         return -1;
@@ -229,13 +233,16 @@ int daemon_run(const struct cli *cli, struct config *initial)
     *c = *initial;              /* the daemon owns it from here (and frees it) */
     memset(initial, 0, sizeof *initial);
     d.lp = loop_new();
-    if (d.lp == NULL || parts_build(&d, &d.p, c, err, sizeof err) < 0) {
-        fprintf(stderr, "registrar: %s\n", d.lp ? err : "out of memory");
+    if (d.lp != NULL)
+        d.zk = zk_new(d.lp);
+    if (d.lp == NULL || d.zk == NULL || parts_build(&d, &d.p, c, err, sizeof err) < 0) {
+        fprintf(stderr, "registrar: %s\n", d.lp && d.zk ? err : "out of memory");
         if (d.p.c == NULL) {
             config_free(c);
             free(c);
         }
         parts_free(&d.p);
+        zk_free(d.zk);
         loop_free(d.lp);
         return 2;
     }
@@ -243,6 +250,7 @@ int daemon_run(const struct cli *cli, struct config *initial)
         loop_signal(d.lp, SIGHUP, on_hangup, &d) < 0) {
         fprintf(stderr, "registrar: cannot set up signal handling\n");
         parts_free(&d.p);
+        zk_free(d.zk);
         loop_free(d.lp);
         return 2;
     }
@@ -252,6 +260,7 @@ int daemon_run(const struct cli *cli, struct config *initial)
     if (d.signal_seen == 0)
         rc = 1;
     parts_free(&d.p);
+    zk_free(d.zk);              /* closes the sessions: ZooKeeper removes their ephemeral znodes */
     loop_free(d.lp);
     return rc;
 }
