@@ -100,7 +100,8 @@ struct zk_session {
     char *key;                  /* what sessions are shared by */
     char *hosts;
     char *auth;                 /* "user:password", or NULL */
-    int timeout_ms;
+    int timeout_ms;             /* asked for */
+    int negotiated_ms;          /* what the servers granted */
     int refs;
     long long close_timer, renew_timer;
     struct handle *h;           /* NULL while there is no client */
@@ -699,6 +700,7 @@ static void handle_event(struct event *e)
     if (e->state == ZOO_CONNECTED_STATE) {
         bool same = s->id != 0 && s->id == e->id;
         s->id = e->id;
+        s->negotiated_ms = e->timeout_ms;
         if (!s->connected_once)
             log_info("ZooKeeper %s: connected, session 0x%llx (timeout %d ms)", s->hosts, (unsigned long long)e->id,
                      e->timeout_ms);
@@ -720,7 +722,7 @@ static void handle_event(struct event *e)
         renew_later(s, AUTH_RETRY_MS);
     } else if (was == ZOO_CONNECTED_STATE) {
         log_warn("ZooKeeper %s: connection lost; reconnecting (session 0x%llx lives on for %d ms without one)",
-                 s->hosts, (unsigned long long)s->id, s->timeout_ms);
+                 s->hosts, (unsigned long long)s->id, s->negotiated_ms ? s->negotiated_ms : s->timeout_ms);
     }
 }
 
