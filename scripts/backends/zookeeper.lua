@@ -74,6 +74,12 @@ end
 
 local zookeeper = {}
 
+-- One client session per servers and credentials for the life of the
+-- scripts' state: an open() that fails (the server is down) and is tried
+-- again keeps the session it had, and with it its ephemeral znodes.  (The
+-- engine shares sessions across a reload too.)
+local sessions = {}
+
 function zookeeper.check(text)
   parse(text)
 end
@@ -199,11 +205,18 @@ function zookeeper.open(text, config)
   local parsed, root, hosts = parse(text)
   local user = parsed.user or config.username
   local password = parsed.password or config.password
-  local zk, err = registrar.zk.connect {
+  local params = {
     hosts = hosts, username = user, password = user and password or nil,
     session_timeout = config.ttl, timeout = config.timeout,
   }
-  if not zk then return nil, err end
+  local id = table.concat({ hosts, user or "", password or "", tostring(config.ttl), tostring(config.timeout) }, "\n")
+  local zk = sessions[id]
+  if not zk then
+    local err
+    zk, err = registrar.zk.connect(params)
+    if not zk then return nil, err end
+    sessions[id] = zk
+  end
   local prefix_hosts = (config.prefix_hosts or "/hosts"):gsub("/+$", "")
   local self = setmetatable({
     zk = zk,
