@@ -580,7 +580,8 @@ struct zk_op *zk_start(struct zk_session *s, const struct zk_request *req, zk_do
     rc = send_request(op);
     if (rc != ZOK) {
         snprintf(err, errlen, "%s %.300s: %s%s", kind_names[req->kind], req->path, zerror(rc),
-                 rc == ZINVALIDSTATE ? " (the session is being renewed)" : "");
+                 s->h == NULL ? " (no client: see the log)"
+                 : rc == ZINVALIDSTATE ? " (the session is being renewed)" : "");
         op->done = NULL;
         op_free(op);
         return NULL;

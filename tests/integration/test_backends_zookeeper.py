@@ -101,8 +101,10 @@ class ZooKeeperScenarios:
     root = ""                   # a chroot, for the tests that use one
 
     def web(self, name, *extra, env_name=None):
-        cid = self.docker.run("--name", name, "-e", "NAME=" + (env_name or name), "-P", "--expose", "80",
-                              *extra, self.image, "sleep", "3600")
+        # a free port rather than -P: every dockerd hands out -P ports from
+        # 32768 up, and other dockerds on this host hold some of those
+        cid = self.docker.run("--name", name, "-e", "NAME=" + (env_name or name),
+                              "-p", "%d:80" % h.free_port(), *extra, self.image, "sleep", "3600")
         return cid, self.key_of(cid)
 
     def key_of(self, cid):
@@ -326,6 +328,16 @@ class PruneMode(ZooKeeperTest):
         self.assertTrue(reg.alive())
         self.assert_exact()
 
+    def test_stops_at_once_while_zookeeper_is_unreachable(self):
+        _, key = self.web("lonely")
+        reg = self.registrar(uri="zk://127.0.0.1:%d" % h.free_port())
+        reg.wait_log(r"registry zk://\S+: open failed: .*connection loss", timeout=20)
+        reg.wait_log(r"resync: 1 containers running")
+        started = time.monotonic()
+        self.assertEqual(reg.terminate(timeout=10), 0)
+        self.assertLess(time.monotonic() - started, 5)
+        self.assertEqual(self.services(), {})
+
 
 @h.skip_unless_available(h.Dockerd, h.ZooKeeper)
 @need_kazoo
@@ -387,6 +399,17 @@ class TtlMode(ZooKeeperTest):
         self.assertEqual(self.reader.kz.get(key)[1].czxid, czxid, "the znode was created again")
         self.assertEqual(self.owners(), {owner})
         self.assert_exact(ttl=True, owner=owner)
+
+    def test_sigterm_closes_the_session_and_its_entries_go_at_once(self):
+        _, key = self.web("closing")
+        reg = self.registrar("-t", "20000", mode="ttl")
+        self.wait(lambda s: key in s, "registered")
+        stopped = time.monotonic()
+        self.assertEqual(reg.terminate(), 0)
+        self.wait(lambda s: s == {}, "gone with the closed session", timeout=10)
+        self.assertLess(time.monotonic() - stopped, 10, "waited for the 20 s session timeout")
+        # the container runs on, and with no registrar its entry is gone
+        self.assertEqual((self.services(), self.records()), ({}, {}))
 
     def test_prune_mode_replaces_ephemeral_znodes(self):
         _, key = self.web("switch")
