@@ -328,6 +328,28 @@ class PruneMode(ZooKeeperTest):
         self.assertTrue(reg.alive())
         self.assert_exact()
 
+    def test_a_reload_cancels_calls_waiting_on_a_frozen_server(self):
+        _, key_a = self.web("before")
+        reg = self.registrar()
+        self.wait(lambda s: key_a in s, "registered")
+        # a frozen server answers nothing: registrar's calls wait on it
+        os.kill(self.zk.pid, signal.SIGSTOP)
+        try:
+            mark = reg.mark()
+            during, key_b = self.web("during")
+            reg.wait_log(r"event start " + during[:12], since=mark)
+            time.sleep(0.7)     # the write and an audit are under way
+            reg.signal(signal.SIGHUP)
+            reg.wait_log(r"SIGHUP: configuration and scripts reloaded", since=mark)
+            time.sleep(1)
+        finally:
+            os.kill(self.zk.pid, signal.SIGCONT)
+        # the cancelled calls' answers arrive now and are dropped
+        self.wait_exact()
+        self.assertTrue(reg.alive())
+        self.assertNotIn("yielded without waiting", reg.log())
+        self.assert_exact()
+
     def test_stops_at_once_while_zookeeper_is_unreachable(self):
         _, key = self.web("lonely")
         reg = self.registrar(uri="zk://127.0.0.1:%d" % h.free_port())
