@@ -731,6 +731,13 @@ static void session_free(struct zk_session *s)
 {
     struct zk *z = s->z;
     s->closing = true;
+    /* out of the list first: nothing the drain below resumes can take it */
+    if (s->prev)
+        s->prev->next = s->next;
+    else
+        z->sessions = s->next;
+    if (s->next)
+        s->next->prev = s->prev;
     loop_timer_cancel(z->lp, s->close_timer);
     loop_timer_cancel(z->lp, s->renew_timer);
     s->close_timer = s->renew_timer = 0;
@@ -738,12 +745,6 @@ static void session_free(struct zk_session *s)
     drain(z);                   /* every answer of s, and its events, are handled */
     while (s->ops != NULL)      /* none should be left; never leak them */
         op_free(s->ops);
-    if (s->prev)
-        s->prev->next = s->next;
-    else
-        z->sessions = s->next;
-    if (s->next)
-        s->next->prev = s->prev;
     free(s->key);
     free(s->hosts);
     if (s->auth != NULL) {
