@@ -19,6 +19,7 @@
 #include "core/loop.h"
 #include "core/metrics.h"
 #include "core/text.h"
+#include "core/zk.h"
 #include "endpoints.h"
 #include "docker/watch.h"
 #include "lua/naming.h"
@@ -42,6 +43,8 @@ struct parts {
 struct daemon {
     const struct cli *cli;
     struct loop *lp;
+    struct zk *zk;              /* ZooKeeper sessions: they outlive a reload's parts, so
+                                   ephemeral znodes stay (core/zk.h) */
     struct parts p;
     struct endpoints *endpoints;    /* NULL without `listen`; outlives reloads */
     int signal_seen;
@@ -192,6 +195,7 @@ static int parts_build(struct daemon *d, struct parts *p, struct config *c, char
     so.http = p->http;
     so.metrics = p->metrics;
     so.docker = watch_session(p->watch);
+    so.zk = d->zk;
     p->script = script_load(&so, err, errlen);
     if (p->script == NULL)
         return -1;
@@ -306,19 +310,23 @@ int daemon_run(const struct cli *cli, struct config *initial)
     *c = *initial;              /* the daemon owns it from here (and frees it) */
     memset(initial, 0, sizeof *initial);
     d.lp = loop_new();
-    if (d.lp == NULL || parts_build(&d, &d.p, c, err, sizeof err) < 0) {
-        fprintf(stderr, "registrar: %s\n", d.lp ? err : "out of memory");
+    if (d.lp != NULL)
+        d.zk = zk_new(d.lp);
+    if (d.lp == NULL || d.zk == NULL || parts_build(&d, &d.p, c, err, sizeof err) < 0) {
+        fprintf(stderr, "registrar: %s\n", d.lp && d.zk ? err : "out of memory");
         if (d.p.c == NULL) {
             config_free(c);
             free(c);
         }
         parts_free(&d.p);
+        zk_free(d.zk);
         loop_free(d.lp);
         return 2;
     }
     if (start_endpoints(&d, err, sizeof err) < 0) {
         fprintf(stderr, "registrar: listen: %s (%s)\n", err, config_origin(d.p.c, CK_LISTEN));
         parts_free(&d.p);
+        zk_free(d.zk);
         loop_free(d.lp);
         return 2;
     }
@@ -337,6 +345,7 @@ int daemon_run(const struct cli *cli, struct config *initial)
         rc = 1;
     endpoints_free(d.endpoints);
     parts_free(&d.p);
+    zk_free(d.zk);              /* closes the sessions: ZooKeeper removes their ephemeral znodes */
     loop_free(d.lp);
     return rc;
 }

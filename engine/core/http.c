@@ -315,3 +315,5 @@ void http_cancel(struct http_transfer *t)
     if (t != NULL)
         transfer_free(t);
 }
+
+void http_cancel_handle(void *t) { http_cancel(t); }

@@ -59,6 +59,9 @@ struct http_transfer *http_start(struct http *h, const struct http_request *req,
 /* Abort a transfer without calling its done callback.  Not from inside a
  * curl callback (on_data): return non-zero there instead. */
 void http_cancel(struct http_transfer *t);
+/* http_cancel for a caller that holds the transfer as void * (a task
+ * waiting on it: task_wait). */
+void http_cancel_handle(void *t);
 
 /* Transfers under way (tests and shutdown). */
 int http_active(const struct http *h);

@@ -19,6 +19,7 @@ static const struct {
     { "json", registrar_json_open },
     { "log", registrar_log_open },
     { "metrics", registrar_metrics_open },
+    { "zk", registrar_zk_open },
 };
 
 static void push_module(lua_State *L, const struct registrar_env *env)

@@ -76,7 +76,7 @@ static int docker_signal(lua_State *L)
         lua_pushliteral(L, "cannot start the request to Docker");
         return 2;
     }
-    task_wait(L, x);
+    task_wait(L, http_cancel_handle, x);
     return lua_yield(L, 0);
 }
 

@@ -174,7 +174,7 @@ static int http_request(lua_State *L)
         lua_pushfstring(L, "cannot start a request to %s", req.url);
         return 2;
     }
-    task_wait(L, x);
+    task_wait(L, http_cancel_handle, x);
     return lua_yield(L, 0);
 }
 

@@ -268,7 +268,7 @@ static int load_changed_hook(struct script *s, char *err, size_t errlen)
 struct script *script_load(const struct script_options *opt, char *err, size_t errlen)
 {
     const struct config *c = opt->config;
-    struct registrar_env env = { c, opt->http, opt->metrics, c->timeout_ms, opt->docker };
+    struct registrar_env env = { c, opt->http, opt->metrics, c->timeout_ms, opt->docker, opt->zk };
     struct script *s = calloc(1, sizeof *s);
     char path[PATH_MAX];
     const char *dir = script_dir(err, errlen);

@@ -12,12 +12,14 @@ struct config;
 struct http;
 struct metrics;
 struct script;
+struct zk;
 
 struct script_options {
     const struct config *config;
     struct http *http;          /* NULL: no HTTP (registrar check) */
     struct metrics *metrics;
     struct docker_session *docker;  /* NULL: registrar check */
+    struct zk *zk;              /* NULL: no ZooKeeper (registrar check) */
 };
 
 /* Finds the default scripts' directory: $REGISTRAR_SCRIPTS, the source tree

@@ -1,6 +1,6 @@
 /* task.c: backend hooks run as coroutines.  A hook that calls
- * registrar.http.request yields here; the transfer's completion resumes
- * it.  So a script reads as straight-line code while many registrations
+ * registrar.http.request or a registrar.zk method yields here; the
+ * completion resumes it.  So a script reads as straight-line code while many registrations
  * are under way, and a slow registry never blocks the loop. */
 #include "lua/task.h"
 
@@ -8,7 +8,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "core/http.h"
 #include "lua/budget.h"
 #include "lua/errors.h"
 
@@ -20,7 +19,8 @@ struct task {
     struct budget budget;
     task_done_fn *done;
     void *arg;
-    struct http_transfer *waiting;
+    task_cancel_fn *cancel;     /* with waiting: what the coroutine waits on */
+    void *waiting;
     struct task *prev, *next;
 };
 
@@ -118,7 +118,7 @@ static void resume(struct task *t, int nargs)
             /* a bare coroutine.yield() would leave the task hanging forever */
             lua_pop(t->co, nres);
             errors_where(t->co, 0, where, sizeof where);
-            lua_pushfstring(t->co, "%sa backend hook yielded without waiting on registrar.http", where);
+            lua_pushfstring(t->co, "%sa backend hook yielded without waiting on registrar.http or registrar.zk", where);
             finish_failed(t, LUA_ERRRUN);
         }
         return;
@@ -149,11 +149,13 @@ static struct task *task_of(lua_State *co)
 
 bool task_owns(lua_State *co) { return task_of(co) != NULL; }
 
-void task_wait(lua_State *co, struct http_transfer *x)
+void task_wait(lua_State *co, task_cancel_fn *cancel, void *handle)
 {
     struct task *t = task_of(co);
-    if (t != NULL)
-        t->waiting = x;
+    if (t != NULL) {
+        t->cancel = cancel;
+        t->waiting = handle;
+    }
 }
 
 void task_wake(lua_State *co, int nres)
@@ -162,6 +164,7 @@ void task_wake(lua_State *co, int nres)
     if (t == NULL)
         return;
     t->waiting = NULL;
+    t->cancel = NULL;
     resume(t, nres);
 }
 
@@ -172,8 +175,8 @@ void task_cancel_all(lua_State *L)
         next = t->next;
         if (t->L != L)
             continue;
-        if (t->waiting)
-            http_cancel(t->waiting);
+        if (t->waiting && t->cancel)
+            t->cancel(t->waiting);
         if (t->done)
             t->done(t, false, t->co, 0, "cancelled", t->arg);
         task_free(t);

@@ -1,4 +1,5 @@
-/* task.h: a Lua function run as a coroutine that may wait on HTTP.  The
+/* task.h: a Lua function run as a coroutine that may wait (on HTTP, on
+ * ZooKeeper).  The
  * only place that resumes a coroutine: it arms the budget, and on failure
  * takes the traceback from the coroutine before resetting it. */
 #ifndef REGISTRAR_LUA_TASK_H
@@ -9,7 +10,6 @@
 
 struct budget_limits;
 struct task;
-struct http_transfer;
 
 /* ok: the function's results are on co's stack (nres of them).
  * !ok: err holds "file:line: message".  The task is freed after the call. */
@@ -24,15 +24,21 @@ lua_State *task_thread(struct task *t);
 void task_start(struct task *t, int nargs);
 
 /* Tasks not yet finished, and stopping those of one state (shutdown,
- * reload): their HTTP transfers are cancelled and each callback runs with
+ * reload): what each waits on is cancelled and each callback runs with
  * err "cancelled" so it can free what it holds. */
 int task_count(void);
 void task_cancel_all(lua_State *L);
 
-/* For registrar.http: is co a task's own coroutine (not one a script
- * made)?  co waits on transfer x / is woken with nres values pushed. */
+/* Stops what a task waits on, so that its completion never comes: called
+ * when the task is cancelled while it waits. */
+typedef void task_cancel_fn(void *handle);
+
+/* For the modules that wait (registrar.http, registrar.zk): is co a task's
+ * own coroutine (not one a script made)?  co waits on handle, which
+ * cancel(handle) stops / co is woken with nres values pushed.  After the
+ * wake or the cancel the task forgets the handle. */
 bool task_owns(lua_State *co);
-void task_wait(lua_State *co, struct http_transfer *x);
+void task_wait(lua_State *co, task_cancel_fn *cancel, void *handle);
 void task_wake(lua_State *co, int nres);
 
 #endif

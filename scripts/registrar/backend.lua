@@ -10,6 +10,7 @@ local backend = {}
 local aliases = {
   etcd2 = "etcd", etcd3 = "etcd",
   ["consul-catalog"] = "consul", consulkv = "consul",
+  zk = "zookeeper",
 }
 
 function backend.scheme(uri)

@@ -7,6 +7,7 @@ Starts private, throw-away instances of the things registrar talks to:
                   network namespace
 * ``Etcd``      - an etcd 3.4 server on loopback (optionally TLS, auth)
 * ``ZooKeeper`` - a standalone ZooKeeper on loopback
+* ``ZooKeeperEnsemble`` - several ZooKeeper servers forming one ensemble
 * ``Process``   - any other program (the registrar binary itself), with its
                   output captured to a log file
 * ``start_consul_standin`` - the Consul stand-in (tests/consul_standin/)
@@ -51,14 +52,14 @@ from support.docker import Dockerd
 from support.podman import Podman
 from support.etcd import Etcd, EtcdCluster, EtcdError
 from support.zkclient import ZkClient, ZkError
-from support.zookeeper import ZooKeeper
+from support.zookeeper import ZooKeeper, ZooKeeperEnsemble
 from support.consul import start_consul_standin
 from support.sweep import sweep_stale
 
 __all__ = [
     "free_port", "wait_until", "skip_unless_root", "skip_unless_available", "sweep_stale",
     "busybox_rootfs", "busybox_tarball", "MissingDependency",
-    "Process", "Dockerd", "Podman", "Etcd", "EtcdCluster", "EtcdError", "ZooKeeper",
+    "Process", "Dockerd", "Podman", "Etcd", "EtcdCluster", "EtcdError", "ZooKeeper", "ZooKeeperEnsemble",
     "ZkClient", "ZkError", "BUSYBOX_IMAGE",
     "BUSYBOX_APPLETS", "DEAD_PROXY", "SYSTEM_PATH", "UnixHTTPConnection", "unix_http",
     "start_consul_standin",

@@ -14,7 +14,7 @@ docker.py     Dockerd, its bridges and subnets
 podman.py     Podman, in a network namespace of its own
 etcd.py       Etcd (TLS, auth, v2 and v3 key helpers), EtcdError
 zkclient.py   ZkClient (ZooKeeper wire protocol), ZkError
-zookeeper.py  ZooKeeper (standalone server)
+zookeeper.py  ZooKeeper (one server), ZooKeeperEnsemble (several as one)
 consul.py     start_consul_standin(): the Consul stand-in of tests/consul_standin/
 
 Rules every module follows (the rules of one job are in its module's

@@ -1,10 +1,11 @@
-"""``ZooKeeper``: a private standalone ZooKeeper server (Debian's zookeeper
-package, started straight with java) on 127.0.0.1, with helpers that read
-its tree through a ``ZkClient`` session.
+"""``ZooKeeper``: a private ZooKeeper server (Debian's zookeeper package,
+started straight with java) on 127.0.0.1, with helpers that read its tree
+through a ``ZkClient`` session; ``ZooKeeperEnsemble``: several of them
+forming one ensemble on loopback.
 
-Network rule: the server listens on loopback only (``clientPortAddress``),
-its admin server is off, and only the ruok and stat four-letter words are
-allowed.
+Network rule: the servers listen on loopback only (``clientPortAddress``,
+and 127.0.0.1 in every ``server.N`` line of an ensemble), their admin
+server is off, and only the ruok and stat four-letter words are allowed.
 """
 
 import os
@@ -35,11 +36,16 @@ class ZooKeeper:
     def missing(cls):
         return _missing(cls.REQUIRES)
 
-    def __init__(self, workdir=None, tick_time_ms=1000):
+    def __init__(self, workdir=None, tick_time_ms=1000, myid=None, servers=None, client_port=None):
+        """``myid`` and ``servers`` ({id: "127.0.0.1:QUORUM_PORT:ELECTION_PORT"})
+        make this one member of an ensemble (see ``ZooKeeperEnsemble``),
+        with its ``client_port`` chosen by the ensemble."""
         self._own_workdir = workdir is None
         self.workdir = workdir
         self.tick_time_ms = tick_time_ms
-        self.client_port = None
+        self.myid = myid
+        self.servers = servers
+        self.client_port = client_port
         self._proc = None
         self._cleaned = False
 
@@ -76,7 +82,19 @@ class ZooKeeper:
                 chunks.append(chunk)
         return b"".join(chunks).decode("utf-8", "replace")
 
-    def start(self, timeout=30):
+    def serving(self):
+        """The server answers and serves (standalone, leader or follower)."""
+        if not self.alive():
+            return False
+        try:
+            return self.four_letter("ruok") == "imok" and "Mode: " in self.four_letter("stat")
+        except OSError:
+            return False
+
+    def start(self, timeout=30, wait=True):
+        """Starts the server; with ``wait`` (the default) returns once it
+        serves.  An ensemble member serves only once a quorum is up, so
+        ``ZooKeeperEnsemble`` starts its members with wait=False."""
         if self.alive():
             return self
         msg = self.missing()
@@ -93,6 +111,8 @@ class ZooKeeper:
             if first:
                 self.client_port = free_port()
             self._spawn()
+            if not wait:
+                return self
 
             def ready():
                 if not self._proc.alive():
@@ -111,7 +131,7 @@ class ZooKeeper:
                 pass
             log = self._proc.log()
             self._proc.stop(timeout=5)
-            if not (first and "Address already in use" in log):
+            if not (first and self.servers is None and "Address already in use" in log):
                 break
         raise RuntimeError("ZooKeeper did not answer ruok on %s; log tail:\n%s"
                            % (self.host_port, self.log_tail()))
@@ -126,6 +146,11 @@ class ZooKeeper:
                     "maxClientCnxns=0\nadmin.enableServer=false\n"
                     "4lw.commands.whitelist=ruok,stat\n"
                     % (self.tick_time_ms, data, self.client_port))
+            for sid, where in sorted((self.servers or {}).items()):
+                f.write("server.%d=%s\n" % (sid, where))
+        if self.servers:
+            with open(os.path.join(data, "myid"), "w") as f:
+                f.write("%d\n" % self.myid)
         argv = [_find("java"), "-Xms32m", "-Xmx256m", "-XX:+UseSerialGC",
                 # Quicker JVM start for a short-lived test server.
                 "-XX:TieredStopAtLevel=1", "-Xshare:auto",
@@ -199,6 +224,74 @@ class ZooKeeper:
         self.kill()
         if self.workdir and self._own_workdir and not _rmtree(self.workdir):
             raise RuntimeError("could not remove %s" % self.workdir)
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.cleanup()
+
+
+class ZooKeeperEnsemble:
+    """``size`` ZooKeeper servers forming one ensemble on 127.0.0.1, each
+    with its own work dir and ports.  ``hosts`` is the client's connect
+    string; ``members[i]`` can be stopped and started again by itself.
+    Ports are picked free but not held, so a start that finds one taken
+    fails (rare); the tests then fail rather than retry with new ports,
+    which the other members' configuration would not know.
+    """
+
+    REQUIRES = ZooKeeper.REQUIRES
+
+    @classmethod
+    def missing(cls):
+        return ZooKeeper.missing()
+
+    def __init__(self, size=3, tick_time_ms=500):
+        self.size = size
+        self.tick_time_ms = tick_time_ms
+        self.members = []
+
+    @property
+    def hosts(self):
+        return ",".join(m.host_port for m in self.members)
+
+    def start(self, timeout=60):
+        msg = self.missing()
+        if msg:
+            raise MissingDependency(msg)
+        servers = {i: "127.0.0.1:%d:%d" % (free_port(), free_port()) for i in range(1, self.size + 1)}
+        self.members = [ZooKeeper(tick_time_ms=self.tick_time_ms, myid=i, servers=servers,
+                                  client_port=free_port())
+                        for i in range(1, self.size + 1)]
+        for m in self.members:
+            m.start(wait=False)
+        self.wait_serving(timeout=timeout)
+        return self
+
+    def wait_serving(self, members=None, timeout=60):
+        """Waits until every member given (default: all that run) serves."""
+        members = members if members is not None else [m for m in self.members if m.alive()]
+        wait_until(lambda: all(m.serving() for m in members), timeout=timeout, interval=0.2,
+                   message="ZooKeeper ensemble serving: " + ", ".join(
+                       "%s %s" % (m.host_port, "up" if m.alive() else "down") for m in members))
+
+    def client(self, session_timeout_ms=10000):
+        """A ZkClient session with a member that serves."""
+        for m in self.members:
+            if m.serving():
+                return m.client(session_timeout_ms=session_timeout_ms)
+        raise RuntimeError("no member of the ensemble serves")
+
+    def cleanup(self):
+        errors = []
+        for m in self.members:
+            try:
+                m.cleanup()
+            except RuntimeError as e:
+                errors.append(str(e))
+        if errors:
+            raise RuntimeError("; ".join(errors))
 
     def __enter__(self):
         return self.start()
