@@ -5,13 +5,15 @@
 -- is the document.  Missing parents are created, persistent and empty.
 --
 -- Ownership: beside each key, a record under
---   <prefix_hosts>/<hostname>/keys/<the key, '%' and '/' escaped as %25 and %2F>
+--   <prefix_hosts>.records/<hostname>/<the key, '%' and '/' escaped as %25 and %2F>
 -- holds {"key": <key>, "value": <document>}: one flat directory per host,
 -- so advertised() is one children() call and a get() per key of this host,
 -- whatever the size of the shared tree.  The record is written before the
 -- key and removed after it, so a crash in between never leaves a key
 -- nobody owns.  Keys other hosts own, or anyone else wrote, are never
--- read, changed or deleted.
+-- read, changed or deleted.  The records sit beside <prefix_hosts>, not
+-- under this host's document <prefix_hosts>/<hostname>, because in ttl
+-- mode that document is ephemeral and an ephemeral znode has no children.
 --
 -- Credentials: zk://user:password@... or config username/password: digest
 -- auth, and every znode registrar creates gets all rights for that digest
@@ -222,7 +224,7 @@ function zookeeper.open(text, config)
     zk = zk,
     root = root,
     prefix = (config.prefix_services or "/services"):gsub("/+$", ""),
-    records = root .. prefix_hosts .. "/" .. escape(config.hostname) .. "/keys",
+    records = root .. (prefix_hosts == "" and "/" or prefix_hosts) .. ".records/" .. escape(config.hostname),
     ttl = config.service_ttl == "ttl" and config.ttl or nil,
   }, ZK)
   -- the records' directory: proves the server answers and the credentials

@@ -30,6 +30,8 @@ logging.getLogger("kazoo").setLevel(logging.CRITICAL)
 
 HOST = "zkhost"
 IPADDRESS = "10.0.9.9"
+HOST_DOC = "/hosts/" + HOST                     # this host's document, recorded like any key
+RECORDS = "/hosts.records/" + HOST              # this host's ownership records
 FOREIGN_KEY = "/services/theirs/80/31000/0123456789ab"
 FOREIGN_DOC = {"host": "otherhost", "name": "/theirs", "port": "80"}
 
@@ -133,7 +135,7 @@ class ZooKeeperScenarios:
         return {p[len(self.root):]: json.loads(d) for p, d in self.reader.leaves(top).items()}
 
     def records(self):
-        top = self.root + "/hosts/" + HOST + "/keys"
+        top = self.root + RECORDS
         return {p[len(top) + 1:]: json.loads(d) for p, d in self.reader.leaves(top).items()}
 
     def wait(self, predicate, message, timeout=20):
@@ -155,15 +157,18 @@ class ZooKeeperScenarios:
         for k, v in (foreign or {}).items():
             self.assertEqual(self.services().get(k), v, "another host's entry changed")
         records = self.records()
-        self.assertEqual(set(records), {escaped(k) for k in want})
+        self.assertEqual(set(records), {escaped(k) for k in want} | {escaped(HOST_DOC)})
+        # the host document follows at the next listing (every 500 ms here)
+        h.wait_until(lambda: json.loads(self.reader.kz.get(self.root + HOST_DOC)[0] or b"{}").get("keys")
+                     == sorted(want), message="the host document listing this host's keys")
         for k, doc in want.items():
             self.assertEqual(records[escaped(k)]["key"], k)
             self.assertEqual(json.loads(records[escaped(k)]["value"]), doc)
         if not ttl:
             self.assertEqual(self.reader.empty_leaves(self.root + "/services"), [])
         nodes = self.reader.znodes(self.root or "/")
-        for k in want:
-            for path in (self.root + k, self.root + "/hosts/%s/keys/%s" % (HOST, escaped(k))):
+        for k in list(want) + [HOST_DOC]:
+            for path in (self.root + k, self.root + "%s/%s" % (RECORDS, escaped(k))):
                 owner_of = nodes[path][1].ephemeralOwner
                 if ttl:
                     self.assertNotEqual(owner_of, 0, path + " is not ephemeral")
@@ -191,7 +196,7 @@ class ZooKeeperTest(ZooKeeperScenarios, DockerTest):
     def setUp(self):
         super().setUp()
         self.reader = Reader(self, self.hosts)
-        self.reader.wipe("/services", "/hosts", "/chroot", "/elsewhere")
+        self.reader.wipe("/services", "/hosts", "/hosts.records", "/chroot", "/elsewhere")
 
 
 @h.skip_unless_available(h.Dockerd, h.ZooKeeper)
@@ -202,7 +207,7 @@ class PruneMode(ZooKeeperTest):
         """Another host's key and record, as its registrar would write them."""
         doc = json.dumps(FOREIGN_DOC).encode()
         self.reader.kz.create(FOREIGN_KEY, doc, makepath=True)
-        self.reader.kz.create("/hosts/otherhost/keys/" + escaped(FOREIGN_KEY),
+        self.reader.kz.create("/hosts.records/otherhost/" + escaped(FOREIGN_KEY),
                               json.dumps({"key": FOREIGN_KEY, "value": doc.decode()}).encode(), makepath=True)
         return {FOREIGN_KEY: FOREIGN_DOC}
 
@@ -223,7 +228,7 @@ class PruneMode(ZooKeeperTest):
         reg = self.registrar()
         self.wait(lambda s: key_gone not in s, "the stale key pruned")
         self.assertEqual(self.services()[FOREIGN_KEY], FOREIGN_DOC)
-        self.assertIn("otherhost", self.reader.kz.get_children("/hosts"))
+        self.assertIn("otherhost", self.reader.kz.get_children("/hosts.records"))
 
         # an update: a renamed container's document is written again
         mzxid = self.reader.kz.get(key_a)[1].mzxid
@@ -238,7 +243,7 @@ class PruneMode(ZooKeeperTest):
         reg.wait_log(r"resync:", since=mark)
         time.sleep(1.5)
         self.assertEqual(self.reader.kz.get(key_a)[1].mzxid, zxid)
-        self.assertEqual(self.reader.kz.get("/hosts/%s/keys/%s" % (HOST, escaped(key_a)))[1].version, 1)
+        self.assertEqual(self.reader.kz.get("%s/%s" % (RECORDS, escaped(key_a)))[1].version, 1)
 
         self.assert_exact(foreign)
         self.docker.docker("stop", a)
@@ -252,7 +257,7 @@ class PruneMode(ZooKeeperTest):
         self.registrar()
         self.wait(lambda s: key in s, "registered inside the prefix")
         self.assertEqual(sorted(c for c in self.reader.kz.get_children("/") if c != "zookeeper"),
-                         ["hosts", "services"])
+                         ["hosts", "hosts.records", "services"])
         self.assertEqual(self.reader.kz.get_children("/zookeeper/quota"), [])
         self.assertEqual(self.reader.kz.get_children("/services"), ["..%2F..%2Fzookeeper%2Fquota%2Fx"])
         self.assert_exact()
@@ -262,7 +267,7 @@ class PruneMode(ZooKeeperTest):
         reg = self.registrar(uri="zk://alice:s3cret@%s" % self.hosts)
         self.wait(lambda s: key in s, "registered with digest auth")
         digest = make_digest_acl_credential("alice", "s3cret")
-        for path in ("/services", key, "/hosts/%s/keys/%s" % (HOST, escaped(key))):
+        for path in ("/services", key, "%s/%s" % (RECORDS, escaped(key))):
             acls, _ = self.reader.kz.get_acls(path)
             self.assertEqual(sorted((a.perms, a.id.scheme, a.id.id) for a in acls),
                              [(1, "world", "anyone"), (31, "digest", digest)], path)
@@ -295,7 +300,7 @@ class PruneMode(ZooKeeperTest):
         _, key = self.web("rooted")
         self.registrar()
         self.wait(lambda s: key in s, "registered under the chroot")
-        self.assertEqual(sorted(self.reader.kz.get_children("/chroot/registry")), ["hosts", "services"])
+        self.assertEqual(sorted(self.reader.kz.get_children("/chroot/registry")), ["hosts", "hosts.records", "services"])
         self.assertIsNone(self.reader.kz.exists("/services"))
         acls, _ = self.reader.kz.get_acls("/chroot/registry" + key)
         self.assertEqual([(a.perms, a.id.scheme, a.id.id) for a in acls], [(31, "world", "anyone")])
@@ -382,6 +387,7 @@ class TtlMode(ZooKeeperTest):
         self.wait(lambda s: s == {}, "the ephemeral znodes gone with the session", timeout=30)
         self.assertGreater(time.monotonic() - killed, 2, "gone before the session timed out")
         self.assertEqual(self.records(), {})
+        self.assertIsNone(self.reader.kz.exists(HOST_DOC), "the host document outlived the session")
 
         # a new registrar writes everything again under its own session
         self.registrar("-t", "4000", mode="ttl")
@@ -417,7 +423,7 @@ class TtlMode(ZooKeeperTest):
         mark = reg.mark()
         reg.signal(signal.SIGHUP)
         reg.wait_log(r"SIGHUP: configuration and scripts reloaded", since=mark)
-        reg.wait_log(r"registry zk://\S+: this host has 1 entries there", since=mark)
+        reg.wait_log(r"registry zk://\S+: this host has 2 entries there", since=mark)   # the key and the host document
         self.assertEqual(self.reader.kz.get(key)[1].czxid, czxid, "the znode was created again")
         self.assertEqual(self.owners(), {owner})
         self.assert_exact(ttl=True, owner=owner)
@@ -460,7 +466,7 @@ class Ensemble(ZooKeeperScenarios, DockerTest):
     def setUp(self):
         super().setUp()
         self.reader = Reader(self, self.hosts)
-        self.reader.wipe("/services", "/hosts")
+        self.reader.wipe("/services", "/hosts", "/hosts.records")
 
     def server_of(self, reg):
         """The member registrar's process is connected to (ss -tnp)."""

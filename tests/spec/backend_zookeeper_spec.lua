@@ -134,7 +134,7 @@ describe("zookeeper backend", function()
     return c
   end
 
-  local RECORD = "/hosts/mesos-master/keys/%2Fservices%2Fweb%2F80"
+  local RECORD = "/hosts.records/mesos-master/%2Fservices%2Fweb%2F80"
 
   it("is registrar's backend for zk:// and zookeeper://", function()
     local load = require("registrar.backend").load
@@ -169,7 +169,7 @@ describe("zookeeper backend", function()
 
   it("makes this host's records directory at open, and fails when the server cannot", function()
     open()
-    assert.equal("", zk:data("/hosts/mesos-master/keys"))
+    assert.equal("", zk:data("/hosts.records/mesos-master"))
     zk = fake_zk()
     zk.down = true
     local b, err = backend.open("zk://a:1", registrar.config)
@@ -190,7 +190,7 @@ describe("zookeeper backend", function()
   it("escapes '%' and '/' in record names, so every key is one znode name", function()
     local b = open()
     assert.is_true(b:register { key = "/services/a%2Fb/80", value = "v" })
-    assert.truthy(zk.nodes["/hosts/mesos-master/keys/%2Fservices%2Fa%252Fb%2F80"])
+    assert.truthy(zk.nodes["/hosts.records/mesos-master/%2Fservices%2Fa%252Fb%2F80"])
     assert.same({ ["/services/a%2Fb/80"] = "v" }, b:advertised())
   end)
 
@@ -256,7 +256,7 @@ describe("zookeeper backend", function()
 
   it("advertises nothing before the records directory exists, and fails when the server does", function()
     local b = open()
-    zk.nodes["/hosts/mesos-master/keys"] = nil
+    zk.nodes["/hosts.records/mesos-master"] = nil
     assert.same({}, b:advertised())
     zk.down = true
     local held, err = b:advertised()
@@ -274,7 +274,7 @@ describe("zookeeper backend", function()
     assert.equal("delete /services/web/80/32768/abc -1", zk.calls[1])
     assert.is_nil(zk.nodes["/services/web/80"])          -- emptied, removed
     assert.truthy(zk.nodes["/services/web/81/32769/abc"])
-    assert.equal("delete " .. "/hosts/mesos-master/keys/%2Fservices%2Fweb%2F80%2F32768%2Fabc -1", zk.calls[#zk.calls])
+    assert.equal("delete " .. "/hosts.records/mesos-master/%2Fservices%2Fweb%2F80%2F32768%2Fabc -1", zk.calls[#zk.calls])
     assert.is_true(b:deregister { key = "/services/web/81/32769/abc", value = "B" })
     assert.is_nil(zk.nodes["/services/web"])
     assert.truthy(zk.nodes["/services"])                 -- the prefix stays
@@ -303,7 +303,7 @@ describe("zookeeper backend", function()
     local b = open("zk://a:1/registry")
     b:register { key = "/services/web/80", value = "A" }
     assert.equal("A", zk:data("/registry/services/web/80"))
-    assert.truthy(zk.nodes["/registry/hosts/mesos-master/keys/%2Fservices%2Fweb%2F80"])
+    assert.truthy(zk.nodes["/registry/hosts.records/mesos-master/%2Fservices%2Fweb%2F80"])
     assert.same({ ["/services/web/80"] = "A" }, b:advertised())
     assert.is_true(b:deregister { key = "/services/web/80", value = "A" })
     assert.is_nil(zk.nodes["/registry/services/web"])
