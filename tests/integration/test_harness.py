@@ -182,7 +182,7 @@ class HelperTests(unittest.TestCase):
 class DockerdTests(LeakChecks, unittest.TestCase):
 
     def test_lifecycle(self):
-        d = h.Dockerd()
+        d = h.Dockerd(userland_proxy=True)
         self.addCleanup(d.cleanup)
         d.start()
         self.assertTrue(d.socket.startswith("/tmp/") and d.host_uri == "unix://" + d.socket)
@@ -241,21 +241,35 @@ class DockerdTests(LeakChecks, unittest.TestCase):
         self.assertNoLeftovers(workdir, pid=pid, bridge=bridge)
         d.cleanup()  # idempotent
 
-    def test_without_userland_proxy_as_context_manager(self):
-        with h.Dockerd(userland_proxy=False) as d:
+    def test_ports_only_recorded_by_default_as_context_manager(self):
+        with h.Dockerd() as d:
             image = d.import_busybox()
             cid = d.run("-P", "--expose", "6379", image, "sleep", "3600")
-            self.assertTrue(d.port(cid, "6379/tcp"))
+            bindings = d.port(cid, "6379/tcp")
+            self.assertTrue(bindings)
             proxies = [argv for pid, (_, _, _, argv) in _proc_table().items()
                        if pid in d._related() and argv and argv[0].endswith("docker-proxy")]
             self.assertEqual(proxies, [])
+            # nobody holds the recorded port: we can take it ourselves
+            for _, port in bindings:
+                with socket.socket() as s:
+                    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                    s.bind(("0.0.0.0", port))
+                    s.listen()
+            # dockerd stops the stand-in proxies with their container
+            def proxies():
+                return [pid for pid, (_, _, _, argv) in _proc_table().items()
+                        if pid in d._related() and argv[:2] == ["sleep", "2147483647"]]
+            self.assertEqual(len(proxies()), len(bindings))
+            d.docker("rm", "-f", cid)
+            h.wait_until(lambda: proxies() == [], timeout=10, message="the recording proxies stopped")
             workdir, bridge, pid = d.workdir, d.bridge, d.pid
         self.assertNoLeftovers(workdir, pid=pid, bridge=bridge)
 
     def test_cleanup_after_daemon_was_killed(self):
         """SIGKILLed dockerd leaves containerd, shims and containers: cleanup
         must still remove every one of them."""
-        d = h.Dockerd()
+        d = h.Dockerd(userland_proxy=True)
         self.addCleanup(d.cleanup)
         d.start()
         image = d.import_busybox()

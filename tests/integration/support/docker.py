@@ -23,6 +23,8 @@ from .processes import (Process, _descendants, _proc_table, _reap_or_kill, _regi
 from .util import (MissingDependency, _claim_workdir, _clean_env, _find, _missing, _next_n,
                    _rmtree, _run, wait_until)
 
+RECORDING_PROXY = os.path.join(os.path.dirname(os.path.abspath(__file__)), "recording-proxy")
+
 # ---------------------------------------------------------------------------
 # Bridges and subnets
 # ---------------------------------------------------------------------------
@@ -109,7 +111,10 @@ class Dockerd(_EngineApi):
     Run as root.  No iptables rules are made (``--iptables=false``) and IP
     forwarding is left alone; published ports work through docker-proxy
     (the userland proxy) when ``userland_proxy`` is true, and are only
-    recorded (not reachable) when it is false.
+    recorded (not reachable, not bound) when it is false, the default:
+    registrar only reads them, and daemons side by side (ctest -j) would
+    otherwise fight over the host ports their allocators both hand out
+    (see support/recording-proxy).
     """
 
     REQUIRES = ("dockerd", "containerd", "runc", "ip", "tar", "umount")
@@ -118,7 +123,7 @@ class Dockerd(_EngineApi):
     def missing(cls):
         return _missing(list(cls.REQUIRES) + [_docker_cli() or "docker"])
 
-    def __init__(self, workdir=None, userland_proxy=True, bridge_subnet=None,
+    def __init__(self, workdir=None, userland_proxy=False, bridge_subnet=None,
                  extra_args=()):
         self.userland_proxy = userland_proxy
         self.bridge_subnet = bridge_subnet
@@ -204,7 +209,8 @@ class Dockerd(_EngineApi):
                 "--iptables=false", "--ip-forward=false",
                 "--bridge=" + self.bridge]
         if not self.userland_proxy:
-            argv.append("--userland-proxy=false")
+            # not --userland-proxy=false: dockerd then binds each port itself
+            argv.append("--userland-proxy-path=" + RECORDING_PROXY)
         argv += self.extra_args
         env = _clean_env(_proxy_env(), drop_prefixes=("DOCKER_",))
         self._proc = Process(argv, env=env, inherit_env=False, log_path=self.log_path,
