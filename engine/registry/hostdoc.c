@@ -87,7 +87,8 @@ static int compare_keys(const void *a, const void *b)
 static cJSON *document(const struct config *c, struct keys *k)
 {
     cJSON *doc = cJSON_CreateObject(), *keys = cJSON_AddArrayToObject(doc, "keys");
-    qsort(k->v, (size_t)k->n, sizeof *k->v, compare_keys);
+    if (k->n > 1)               /* k->v is NULL for a host with no keys */
+        qsort(k->v, (size_t)k->n, sizeof *k->v, compare_keys);
     for (int i = 0; i < k->n; i++)
         cJSON_AddItemToArray(keys, cJSON_CreateString(k->v[i]));
     cJSON_AddStringToObject(doc, "hostname", c->hostname);

@@ -258,7 +258,11 @@ class Configuration(unittest.TestCase):
         for prev, name in zip("abcdefg", "bcdefgh"):
             lines.append("  %s: &%s [%s]" % (name, name, ",".join(["*" + prev] * 9)))
         path = t.file("r.yml", "\n".join(lines) + "\n")
-        r = subprocess.run(["prlimit", "--as=%d" % (1 << 30), REGISTRAR, "-c", path, "run"],
+        # 1 GiB of address space would do for the expanded tree too: the
+        # refusal must come before it is built.  (ASan reserves terabytes of
+        # address space up front, so its build runs unbounded.)
+        bound = [] if os.environ.get("REGISTRAR_SANITIZED") == "1" else ["prlimit", "--as=%d" % (1 << 30)]
+        r = subprocess.run(bound + [REGISTRAR, "-c", path, "run"],
                            capture_output=True, text=True, timeout=20,
                            env={"PATH": os.environ["PATH"], "HOST": "h", "IPADDRESS": "10.0.0.1"})
         self.assertFails(r, f"{path}:2: site: the value expands to more than 10000 items (through YAML aliases?)")
