@@ -46,6 +46,19 @@ static void add_time(cJSON *obj, const char *name, long long at_ms)
     cJSON_AddStringToObject(obj, name, text);
 }
 
+/* doc as the response body, one line of JSON; doc is freed. */
+static void respond_json(struct httpd_response *res, cJSON *doc)
+{
+    char *text = cJSON_PrintUnformatted(doc);
+    res->content_type = "application/json";
+    if (text != NULL) {
+        buffer_append(&res->body, text, strlen(text));
+        buffer_append(&res->body, "\n", 1);
+    }
+    free(text);
+    cJSON_Delete(doc);
+}
+
 /* One part's health: reached within `window` ms, and since when not. */
 static bool part_health(cJSON *part, long long reached, long long down_since, long long window)
 {
@@ -70,7 +83,6 @@ static void health(struct endpoints *e, struct httpd_response *res)
     cJSON *doc = cJSON_CreateObject(), *docker = cJSON_AddObjectToObject(doc, "docker");
     cJSON *registry = cJSON_AddObjectToObject(doc, "registry");
     bool docker_ok, registry_ok, entries_ok = failing_since == 0 || loop_now_ms() - failing_since <= window;
-    char *text;
 
     docker_ok = part_health(docker, watch_reached_ms(p->watch), watch_down_since_ms(p->watch), window);
     registry_ok = part_health(registry, backend_reached_ms(p->backend), backend_down_since_ms(p->backend),
@@ -84,14 +96,7 @@ static void health(struct endpoints *e, struct httpd_response *res)
     cJSON_AddBoolToObject(doc, "healthy", docker_ok && registry_ok && entries_ok);
     cJSON_AddNumberToObject(doc, "window_seconds", (double)window / 1000.0);
     res->status = docker_ok && registry_ok && entries_ok ? 200 : 503;
-    res->content_type = "application/json";
-    text = cJSON_PrintUnformatted(doc);
-    if (text != NULL) {
-        buffer_append(&res->body, text, strlen(text));
-        buffer_append(&res->body, "\n", 1);
-    }
-    free(text);
-    cJSON_Delete(doc);
+    respond_json(res, doc);
 }
 
 struct counts {
@@ -165,7 +170,6 @@ static void services(struct endpoints *e, struct httpd_response *res)
     struct listing l = { &e->parts, cJSON_CreateArray() };
     cJSON *doc = cJSON_CreateObject(), **items, *item, *sorted;
     int n, i = 0;
-    char *text;
 
     reconcile_each_entry(e->parts.reconcile, add_entry, &l);
     n = cJSON_GetArraySize(l.list);
@@ -182,14 +186,7 @@ static void services(struct endpoints *e, struct httpd_response *res)
     cJSON_Delete(l.list);
     cJSON_AddStringToObject(doc, "host", e->parts.c->hostname);
     cJSON_AddItemToObject(doc, "services", sorted);
-    res->content_type = "application/json";
-    text = cJSON_PrintUnformatted(doc);
-    if (text != NULL) {
-        buffer_append(&res->body, text, strlen(text));
-        buffer_append(&res->body, "\n", 1);
-    }
-    free(text);
-    cJSON_Delete(doc);
+    respond_json(res, doc);
 }
 
 static void on_request(void *arg, const char *path, const char *query, struct httpd_response *res)

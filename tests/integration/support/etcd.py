@@ -17,9 +17,9 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
-from .processes import Process, _register, _unregister
+from .processes import Process, ServerProcess, _register
 from .util import (MissingDependency, _claim_workdir, _clean_env, _find, _missing, _require,
-                   _rmtree, _run, _tail, free_port, wait_until)
+                   _run, _tail, free_port, wait_until)
 
 
 # urllib opener that ignores *_PROXY variables: our own HTTP clients only
@@ -61,7 +61,7 @@ def _prefix_end(prefix):
     return b"\0"  # empty prefix or all 0xff: to the end of the keyspace
 
 
-class Etcd:
+class Etcd(ServerProcess):
     """A private etcd 3.4 server on 127.0.0.1 with a data dir of its own.
 
     ``tls=True`` makes a CA, a server certificate for 127.0.0.1 and a client
@@ -195,31 +195,12 @@ class Etcd:
             return False
 
     def stop(self, timeout=10):
-        """SIGTERM (SIGKILL after ``timeout``); data and ports are kept."""
-        self._token = None
-        if self._proc is not None:
-            return self._proc.stop(timeout=timeout)
+        self._token = None                      # a new process wants a new login
+        return super().stop(timeout)
 
     def kill(self):
-        """SIGKILL, as in a crash."""
         self._token = None
-        if self._proc is not None:
-            return self._proc.kill9()
-
-    def cleanup(self):
-        if self._cleaned:
-            return
-        self._cleaned = True
-        _unregister(self)
-        self.kill()
-        if self.workdir and self._own_workdir and not _rmtree(self.workdir):
-            raise RuntimeError("could not remove %s" % self.workdir)
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.cleanup()
+        return super().kill()
 
     # TLS ---------------------------------------------------------------
     def _make_certs(self):

@@ -26,7 +26,7 @@ import tempfile
 import threading
 import time
 
-from .util import _PACKAGES, MissingDependency, _find, _tail
+from .util import _PACKAGES, MissingDependency, _find, _rmtree, _tail
 
 # ---------------------------------------------------------------------------
 # /proc helpers: find, wait for and kill only the processes we started
@@ -354,6 +354,37 @@ class Process:
                 os.unlink(self.log_path)
             except FileNotFoundError:
                 pass
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.cleanup()
+
+
+class ServerProcess:
+    """What the test servers (Etcd, ZooKeeper) share: one Process in
+    ``self._proc``, a work dir removed at cleanup when the server made it
+    (``self._own_workdir``), and use as a context manager."""
+
+    def stop(self, timeout=10):
+        """SIGTERM (SIGKILL after ``timeout``); data and ports are kept."""
+        if self._proc is not None:
+            return self._proc.stop(timeout=timeout)
+
+    def kill(self):
+        """SIGKILL, as in a crash."""
+        if self._proc is not None:
+            return self._proc.kill9()
+
+    def cleanup(self):
+        if self._cleaned:
+            return
+        self._cleaned = True
+        _unregister(self)
+        self.kill()
+        if self.workdir and self._own_workdir and not _rmtree(self.workdir):
+            raise RuntimeError("could not remove %s" % self.workdir)
 
     def __enter__(self):
         return self.start()

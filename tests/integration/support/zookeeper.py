@@ -12,13 +12,13 @@ import os
 import signal
 import socket
 
-from .processes import Process, _register, _unregister
-from .util import (MissingDependency, _claim_workdir, _clean_env, _find, _missing, _rmtree,
+from .processes import Process, ServerProcess, _register
+from .util import (MissingDependency, _claim_workdir, _clean_env, _find, _missing,
                    _tail, free_port, wait_until)
 from .zkclient import ZkClient, ZkError
 
 
-class ZooKeeper:
+class ZooKeeper(ServerProcess):
     """A standalone ZooKeeper (Debian's zookeeper package) on 127.0.0.1.
 
     Started straight with java, like the package's zkServer.sh but without
@@ -208,28 +208,6 @@ class ZooKeeper:
             walk(path)
         return out
 
-    def stop(self, timeout=10):
-        if self._proc is not None:
-            return self._proc.stop(timeout=timeout)
-
-    def kill(self):
-        if self._proc is not None:
-            return self._proc.kill9()
-
-    def cleanup(self):
-        if self._cleaned:
-            return
-        self._cleaned = True
-        _unregister(self)
-        self.kill()
-        if self.workdir and self._own_workdir and not _rmtree(self.workdir):
-            raise RuntimeError("could not remove %s" % self.workdir)
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.cleanup()
 
 
 class ZooKeeperEnsemble:
