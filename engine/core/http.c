@@ -206,6 +206,7 @@ void http_free(struct http *h)
 }
 
 int http_active(const struct http *h) { return h->active; }
+struct loop *http_loop(const struct http *h) { return h->lp; }
 
 static int set_headers(struct http_transfer *t, const struct http_request *req)
 {
@@ -287,8 +288,15 @@ struct http_transfer *http_start(struct http *h, const struct http_request *req,
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
     if (req->unix_socket)
         curl_easy_setopt(e, CURLOPT_UNIX_SOCKET_PATH, req->unix_socket);
-    if (req->timeout_ms > 0)
+    if (req->timeout_ms > 0) {
         curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, req->timeout_ms);
+    } else {
+        /* a stream may be quiet for hours: a peer gone without a word
+         * (a host powered off) is found by the kernel's probes */
+        curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+        curl_easy_setopt(e, CURLOPT_TCP_KEEPIDLE, 30L);
+        curl_easy_setopt(e, CURLOPT_TCP_KEEPINTVL, 10L);
+    }
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS,
                      req->connect_timeout_ms > 0 ? req->connect_timeout_ms : 5000L);
     if (req->userpwd) {

@@ -65,5 +65,8 @@ void http_cancel_handle(void *t);
 
 /* Transfers under way (tests and shutdown). */
 int http_active(const struct http *h);
+/* The loop it runs on (for callers that must defer work out of curl's
+ * callbacks). */
+struct loop *http_loop(const struct http *h);
 
 #endif

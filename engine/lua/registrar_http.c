@@ -8,9 +8,9 @@
 #include "core/http.h"
 #include "core/metrics.h"
 #include "lua/modules.h"
+#include "lua/registrar_http.h"
 #include "lua/task.h"
 
-#define MAX_HEADERS 32
 /* A registry's answer is read whole into the scripts' memory: past this
  * it is refused (a request may ask for more with max_body). */
 #define HTTP_MAX_REGISTRY_BODY (256L << 20)
@@ -118,60 +118,73 @@ static void read_tls(lua_State *L, int idx, struct http_tls *tls)
     lua_insert(L, idx + 1);       /* anchors the strings */
 }
 
-static int http_request(lua_State *L)
+void lua_http_read_request(lua_State *L, const char *fn, long default_timeout, struct lua_http_request *r)
 {
-    struct http *h = lua_touserdata(L, lua_upvalueindex(1));
-    long default_timeout = (long)lua_tointeger(L, lua_upvalueindex(2));
-    struct http_request req = { 0 };
-    struct http_tls tls = { 0 };
-    const char *headers[MAX_HEADERS + 1] = { NULL };
-    struct http_transfer *x;
+    struct http_request *req = &r->req;
     size_t body_len = 0;
 
+    memset(r, 0, sizeof *r);
     luaL_checktype(L, 1, LUA_TTABLE);
     lua_settop(L, 1);
-    luaL_checkstack(L, MAX_HEADERS + 16, "registrar.http.request");
-    if (h == NULL)
-        return luaL_error(L, "registrar.http.request works only inside the registrar daemon "
-                             "(a spec replaces it)");
-    if (!lua_isyieldable(L) || !task_owns(L))
-        return luaL_error(L, "registrar.http.request must be called from a backend hook, "
-                             "not from naming or a coroutine of the script's own");
-    req.url = opt_string(L, 1, "url");
-    if (req.url == NULL)
-        return luaL_error(L, "registrar.http.request: 'url' is required");
-    req.method = opt_string(L, 1, "method");
-    req.unix_socket = opt_string(L, 1, "unix_socket");
-    req.userpwd = opt_string(L, 1, "userpwd");
+    luaL_checkstack(L, MAX_HEADERS + 16, fn);
+    req->url = opt_string(L, 1, "url");
+    if (req->url == NULL)
+        luaL_error(L, "%s: 'url' is required", fn);
+    req->method = opt_string(L, 1, "method");
+    req->unix_socket = opt_string(L, 1, "unix_socket");
+    req->userpwd = opt_string(L, 1, "userpwd");
     lua_getfield(L, 1, "body");
     if (!lua_isnil(L, -1)) {
         if (lua_type(L, -1) != LUA_TSTRING)
-            return luaL_error(L, "registrar.http.request: 'body' must be a string");
-        req.body = lua_tolstring(L, -1, &body_len);
-        req.body_len = body_len;
+            luaL_error(L, "%s: 'body' must be a string", fn);
+        req->body = lua_tolstring(L, -1, &body_len);
+        req->body_len = body_len;
     }
     lua_pop(L, 1);
     lua_getfield(L, 1, "max_body");
     if (lua_isnil(L, -1))
-        req.max_body = HTTP_MAX_REGISTRY_BODY;
+        req->max_body = HTTP_MAX_REGISTRY_BODY;
     else if (!lua_isinteger(L, -1) || lua_tointeger(L, -1) <= 0)
-        return luaL_error(L, "registrar.http.request: 'max_body' must be a positive number of bytes");
+        luaL_error(L, "%s: 'max_body' must be a positive number of bytes", fn);
     else
-        req.max_body = (size_t)lua_tointeger(L, -1);
+        req->max_body = (size_t)lua_tointeger(L, -1);
     lua_pop(L, 1);
     lua_getfield(L, 1, "timeout");
-    req.timeout_ms = lua_isnil(L, -1) ? default_timeout : (long)luaL_checkinteger(L, -1);
+    req->timeout_ms = lua_isnil(L, -1) ? default_timeout : (long)luaL_checkinteger(L, -1);
     lua_pop(L, 1);
-    req.connect_timeout_ms = req.timeout_ms;
-    collect_headers(L, 1, headers);
-    req.headers = headers;
-    read_tls(L, 1, &tls);
-    req.tls = &tls;
+    req->connect_timeout_ms = req->timeout_ms;
+    collect_headers(L, 1, r->headers);
+    req->headers = r->headers;
+    read_tls(L, 1, &r->tls);
+    req->tls = &r->tls;
+}
+
+/* The daemon's HTTP, or an error naming fn: outside the daemon (a spec
+ * replaces it) or outside a backend hook's own coroutine. */
+struct http *lua_http_check_context(lua_State *L, const char *fn)
+{
+    struct http *h = lua_touserdata(L, lua_upvalueindex(1));
+    if (h == NULL)
+        luaL_error(L, "%s works only inside the registrar daemon (a spec replaces it)", fn);
+    if (!lua_isyieldable(L) || !task_owns(L))
+        luaL_error(L, "%s must be called from a backend hook, not from naming or a coroutine "
+                      "of the script's own", fn);
+    return h;
+}
+
+static int http_request(lua_State *L)
+{
+    struct http *h = lua_http_check_context(L, "registrar.http.request");
+    long default_timeout = (long)lua_tointeger(L, lua_upvalueindex(2));
+    struct lua_http_request r;
+    struct http_transfer *x;
+
+    lua_http_read_request(L, "registrar.http.request", default_timeout, &r);
     metrics_count(lua_touserdata(L, lua_upvalueindex(3)), "registry.requests", 1);
-    x = http_start(h, &req, on_done, L);
+    x = http_start(h, &r.req, on_done, L);
     if (x == NULL) {
         luaL_pushfail(L);
-        lua_pushfstring(L, "cannot start a request to %s", req.url);
+        lua_pushfstring(L, "cannot start a request to %s", r.req.url);
         return 2;
     }
     task_wait(L, http_cancel_handle, x);
@@ -186,5 +199,7 @@ int registrar_http_open(lua_State *L, const struct registrar_env *env)
     lua_pushlightuserdata(L, env ? env->metrics : NULL);
     lua_pushcclosure(L, http_request, 3);
     lua_setfield(L, -2, "request");
+    lua_http_stream_open(L, env);
+    lua_setfield(L, -2, "stream");
     return 1;
 }

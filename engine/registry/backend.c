@@ -26,9 +26,9 @@
 
 #define RETRY_FIRST_MS 250L
 
-enum call_kind { CALL_OPEN, CALL_AUDIT, CALL_REFRESH, CALL_WRITE, CALL_CHANGED };
+enum call_kind { CALL_OPEN, CALL_AUDIT, CALL_REFRESH, CALL_WRITE, CALL_CHANGED, CALL_WATCH };
 
-static const char *const call_names[] = { "open", "advertised", "refresh", "write", "changed" };
+static const char *const call_names[] = { "open", "advertised", "refresh", "write", "changed", "watch" };
 
 /* An entry a call hands to the hook: naming's entry table (a write, a
  * refresh) or {key, value} (a delete). */
@@ -59,7 +59,11 @@ struct backend {
     struct reconcile *r;
     int handle_ref;             /* what open() returned */
     bool open, opening, auditing, audited;
-    bool has_apply, has_advertised, has_refresh;
+    bool has_apply, has_advertised, has_refresh, has_watch;
+    bool watching;              /* a watch() call is under way */
+    bool watch_armed;           /* ... and the one before it did not break */
+    struct backoff rewatch;     /* a watch that keeps breaking */
+    long long watch_timer;
     bool call_failing;          /* the last open, audit or refresh failed */
     int inflight;
     struct backoff reopen;
@@ -74,6 +78,7 @@ struct backend {
 
 static void open_backend(struct backend *b);
 static void audit(struct backend *b);
+static void start_watch(struct backend *b);
 
 /* ---- calls ------------------------------------------------------------- */
 
@@ -171,6 +176,9 @@ static int push_call(lua_State *co, struct call *c)
     case CALL_AUDIT:
         push_method(co, b, "advertised");
         return 1;
+    case CALL_WATCH:
+        push_method(co, b, "watch");
+        return 1;
     case CALL_REFRESH:
         push_method(co, b, "refresh");
         push_items(co, c, true);
@@ -205,6 +213,24 @@ static char *copy_or_raise(lua_State *co, const char *text)
     return copy;
 }
 
+static void add_held_item(lua_State *co, struct call *c, int *cap, const char *key, const char *value)
+{
+    struct reconcile_held *h;
+    if (c->nheld == *cap) {
+        int grown_cap = *cap ? *cap * 2 : 64;
+        struct reconcile_held *grown = realloc(c->held, (size_t)grown_cap * sizeof *grown);
+        if (grown == NULL)
+            luaL_error(co, "out of memory");
+        c->held = grown;
+        *cap = grown_cap;
+    }
+    h = &c->held[c->nheld];
+    h->key = copy_or_raise(co, key);
+    h->value = NULL;
+    c->nheld++;
+    h->value = value ? copy_or_raise(co, value) : NULL;
+}
+
 /* advertised()'s {key = value}: a table value stands for its JSON text (a
  * backend may hand back the decoded document). */
 static void read_held(lua_State *co, struct call *c, int idx)
@@ -212,7 +238,6 @@ static void read_held(lua_State *co, struct call *c, int idx)
     int cap = 0;
     lua_pushnil(co);
     while (lua_next(co, idx)) {
-        struct reconcile_held *h;
         if (lua_type(co, -2) != LUA_TSTRING) {
             lua_pop(co, 1);
             continue;
@@ -221,19 +246,31 @@ static void read_held(lua_State *co, struct call *c, int idx)
             lua_json_encode(co, -1);
             lua_remove(co, -2);
         }
-        if (c->nheld == cap) {
-            struct reconcile_held *grown = realloc(c->held, (size_t)(cap ? cap * 2 : 64) * sizeof *grown);
-            if (grown == NULL)
-                luaL_error(co, "out of memory");
-            c->held = grown;
-            cap = cap ? cap * 2 : 64;
-        }
-        h = &c->held[c->nheld];
-        h->key = copy_or_raise(co, lua_tostring(co, -2));
-        h->value = NULL;
-        c->nheld++;
-        h->value = copy_or_raise(co, lua_isstring(co, -1) ? lua_tostring(co, -1) : "");
+        add_held_item(co, c, &cap, lua_tostring(co, -2), lua_isstring(co, -1) ? lua_tostring(co, -1) : "");
         lua_pop(co, 1);
+    }
+}
+
+/* watch()'s list of {key = K, value = V}: V is what K holds now, nil when
+ * it was deleted; a table stands for its JSON text. */
+static void read_changes(lua_State *co, struct call *c, int idx)
+{
+    int cap = 0;
+    lua_Integer n = (lua_Integer)lua_rawlen(co, idx);
+    for (lua_Integer i = 1; i <= n; i++) {
+        lua_rawgeti(co, idx, i);
+        if (!lua_istable(co, -1))
+            luaL_error(co, "watch(): change %d is a %s, not {key = ..., value = ...}", (int)i, luaL_typename(co, -1));
+        lua_getfield(co, -1, "key");
+        lua_getfield(co, -2, "value");
+        if (lua_type(co, -2) != LUA_TSTRING)
+            luaL_error(co, "watch(): change %d has no key", (int)i);
+        if (lua_type(co, -1) == LUA_TTABLE) {
+            lua_json_encode(co, -1);
+            lua_remove(co, -2);
+        }
+        add_held_item(co, c, &cap, lua_tostring(co, -2), lua_isstring(co, -1) ? lua_tostring(co, -1) : NULL);
+        lua_pop(co, 3);
     }
 }
 
@@ -267,6 +304,7 @@ static int finish_call(lua_State *co, int status, lua_KContext ctx)
         b->has_apply = handle_has(co, 1, "apply");
         b->has_advertised = handle_has(co, 1, "advertised");
         b->has_refresh = handle_has(co, 1, "refresh");
+        b->has_watch = handle_has(co, 1, "watch");
         if (!b->has_apply && !(handle_has(co, 1, "register") && handle_has(co, 1, "deregister")))
             return luaL_error(co, "the backend has neither apply() nor register() and deregister(): "
                                   "nothing can be written");
@@ -277,6 +315,10 @@ static int finish_call(lua_State *co, int status, lua_KContext ctx)
         if (nres < 1 || !lua_istable(co, 1))
             return luaL_error(co, "advertised() did not return a table of key = value");
         read_held(co, c, 1);
+    } else if (c->kind == CALL_WATCH) {
+        if (nres < 1 || !lua_istable(co, 1))
+            return luaL_error(co, "watch() did not return a list of {key = ..., value = ...}");
+        read_changes(co, c, 1);
     }
     return 0;
 }
@@ -372,6 +414,36 @@ static void audited(struct backend *b, struct call *c, const char *fail)
         log_info("registry %s: this host has %d entries there", b->c->backend_shown, c->nheld);
     b->audited = true;
     reconcile_audited(b->r, c->mark, c->held, c->nheld);
+    start_watch(b);             /* from what this audit saw on */
+}
+
+static long on_rewatch(struct loop *lp, void *arg)
+{
+    struct backend *b = arg;
+    (void)lp;
+    b->watch_timer = 0;
+    audit(b);                   /* what the broken watch may have missed; then watch again */
+    return LOOP_NOMORE;
+}
+
+/* A watch that ends with changes is called again at once; one that broke
+ * (the registry restarted, compacted its history, or cannot be reached)
+ * falls back to one audit, then watches again, backing off up to the
+ * interval while it keeps breaking. */
+static void watched(struct backend *b, struct call *c, const char *fail)
+{
+    b->watching = false;
+    if (fail != NULL) {
+        b->watch_armed = false;
+        metrics_count(b->m, "registry.watch_restarts", 1);
+        log_info("registry %s: watch ended: %s; auditing, then watching again", b->c->backend_shown, fail);
+        b->watch_timer = loop_timer_add(b->lp, backoff_next(&b->rewatch), on_rewatch, b);
+        return;
+    }
+    backoff_reset(&b->rewatch);
+    b->reached_ms = loop_now_ms();
+    reconcile_observed(b->r, c->held, c->nheld);
+    start_watch(b);
 }
 
 static void refreshed(struct backend *b, const char *fail)
@@ -502,6 +574,7 @@ static void on_call_done(struct task *t, bool ok, lua_State *co, int nres, const
         case CALL_REFRESH: refreshed(b, fail); break;
         case CALL_WRITE: written(b, c, fail); break;
         case CALL_CHANGED: notified(b, fail); break;
+        case CALL_WATCH: watched(b, c, fail); break;
         }
     }
     call_free(c);
@@ -531,6 +604,21 @@ static void audit(struct backend *b)
     b->auditing = true;
     if (!start_call(b, c))
         b->auditing = false;
+}
+
+static void start_watch(struct backend *b)
+{
+    struct call *c;
+    if (!b->open || !b->has_watch || b->watching || b->watch_timer != 0)
+        return;
+    if ((c = call_new(b, CALL_WATCH, 0)) == NULL)
+        return;                 /* the interval's audits go on */
+    b->watching = true;
+    if (!b->watch_armed)        /* not again for each batch of changes */
+        log_debug("registry %s: watching for changes", b->c->backend_shown);
+    b->watch_armed = true;
+    if (!start_call(b, c))
+        b->watching = false;
 }
 
 static bool copy_item(struct item *it, const char *key, const char *had, long payload)
@@ -568,7 +656,12 @@ static void release_entry(void *arg, long payload)
     script_unref(b->s, (int)payload);
 }
 
-long long backend_reached_ms(const struct backend *b) { return b->reached_ms; }
+/* A watch under way holds a connection the registry answered on. */
+long long backend_reached_ms(const struct backend *b)
+{
+    return b->watching && !b->call_failing ? loop_now_ms() : b->reached_ms;
+}
+
 long long backend_down_since_ms(const struct backend *b) { return b->down.active ? b->down.since_ms : 0; }
 
 struct reconcile_ops backend_ops(struct backend *b)
@@ -621,7 +714,8 @@ void backend_tick(struct backend *b)
         return;
     if (b->c->mode == MODE_TTL && b->audited)
         refresh(b);
-    audit(b);
+    if (!b->watching)           /* a watch reports changes as they happen */
+        audit(b);
     metrics_timing(b->m, "processing.ms", (double)(loop_now_ms() - started));
 }
 
@@ -644,6 +738,7 @@ struct backend *backend_new(struct loop *lp, struct script *s, const struct conf
     b->m = m;
     b->handle_ref = LUA_NOREF;
     backoff_init(&b->reopen, RETRY_FIRST_MS, c->interval_ms);
+    backoff_init(&b->rewatch, RETRY_FIRST_MS, c->interval_ms);
     return b;
 }
 
@@ -655,6 +750,7 @@ void backend_free(struct backend *b)
     task_cancel_all(script_state(b->s));
     loop_timer_cancel(b->lp, b->open_timer);
     loop_timer_cancel(b->lp, b->changed_timer);
+    loop_timer_cancel(b->lp, b->watch_timer);
     forget_keys(&b->registered);
     forget_keys(&b->deregistered);
     free(b);

@@ -57,6 +57,12 @@ struct entry {
     bool claimed;               /* a container here named it in this run */
     unsigned long long touched; /* seq of the last change */
     struct entry *next_queued;
+    /* what a registry watch reported while a write of it was under way */
+    bool observed;
+    char *observed_value;
+    /* repairs of changes someone else made, counted per interval */
+    int repairs;
+    bool repair_held;           /* too many: repaired at the interval only */
 };
 
 struct owned {                  /* the keys one container names */
@@ -96,6 +102,7 @@ struct reconcile {
     int nerring;                /* entries whose last write failed */
     struct backoff retry;
     long long retry_timer;
+    long long repair_timer;     /* resets repair counts, once per interval */
 };
 
 static void converge(struct reconcile *r);
@@ -152,6 +159,7 @@ static void entry_free(void *p)
     free(e->name);
     free(e->have);
     free(e->error);
+    free(e->observed_value);
     free(e);
 }
 
@@ -365,7 +373,10 @@ static void converge(struct reconcile *r)
     }
 }
 
-/* A finished write for one entry: update what we know of the registry. */
+/* A finished write for one entry: update what we know of the registry.
+ * What a watch reported meanwhile is newer than the write's own answer
+ * when it came after the write was applied, and at worst older (then the
+ * key is written once more): it wins either way. */
 static void settle(struct reconcile *r, struct entry *e, const char *value, const char *failed)
 {
     e->busy = false;
@@ -375,12 +386,18 @@ static void settle(struct reconcile *r, struct entry *e, const char *value, cons
         e->failed = true;
         schedule_retry(r);
     } else {
-        set_str(&e->have, value);
         metrics_count(r->m, value ? "registrations" : "deregistrations", 1);
         log_debug("%s %s", value ? "registered" : "deregistered", e->key);
-        if (!settled(e))
-            enqueue(r, e);
     }
+    if (e->observed) {
+        set_str(&e->have, e->observed_value);
+        set_str(&e->observed_value, NULL);
+        e->observed = false;
+    } else if (failed == NULL) {
+        set_str(&e->have, value);
+    }
+    if (failed == NULL && !settled(e))
+        enqueue(r, e);
     forget_if_idle(r, e);
 }
 
@@ -636,6 +653,82 @@ void reconcile_audited(struct reconcile *r, unsigned long long mark, const struc
     converge(r);
 }
 
+/* ---- a registry watch ----------------------------------------------------------- */
+
+#define REPAIRS_PER_INTERVAL 3
+
+static long on_repair_interval(struct loop *lp, void *arg)
+{
+    struct reconcile *r = arg;
+    struct map_iter it;
+    const char *key;
+    void *v;
+    bool held = false;
+    (void)lp;
+    map_iter_init(&it, r->entries);
+    while (map_iter_next(&it, &key, &v)) {
+        struct entry *e = v;
+        e->repairs = 0;
+        if (e->repair_held) {
+            e->repair_held = false;
+            held = true;
+            if (!settled(e))
+                enqueue(r, e);
+        }
+    }
+    converge(r);
+    if (held)
+        return r->settings.interval_ms;
+    r->repair_timer = 0;
+    return LOOP_NOMORE;
+}
+
+/* Someone else changed a key of ours: it is written back at once, a few
+ * times per interval; past that (another writer that keeps changing it,
+ * another registrar with the same key) at the interval only, so two
+ * writers never fight at the speed of the network. */
+static void repair(struct reconcile *r, struct entry *e)
+{
+    if (r->repair_timer == 0)
+        r->repair_timer = loop_timer_add(r->lp, r->settings.interval_ms, on_repair_interval, r);
+    if (++e->repairs <= REPAIRS_PER_INTERVAL) {
+        log_info("key %s was %s by someone else: writing it again", e->key,
+                 e->have ? "changed" : "deleted");
+        metrics_count(r->m, "registry.repairs", 1);
+        enqueue(r, e);
+        return;
+    }
+    if (!e->repair_held)
+        log_warn("key %s keeps being changed by someone else (%d times this interval): "
+                 "writing it back once per interval from now on", e->key, e->repairs);
+    e->repair_held = true;
+}
+
+void reconcile_observed(struct reconcile *r, const struct reconcile_held *seen, int n)
+{
+    for (int i = 0; i < n; i++) {
+        struct entry *e = entry_get(r, seen[i].key, false);
+        if (e == NULL)
+            continue;           /* not ours, or gone already: audits find orphans */
+        if (e->busy) {
+            e->observed = true;
+            set_str(&e->observed_value, seen[i].value);
+            continue;
+        }
+        if ((seen[i].value == NULL) == (e->have == NULL) &&
+            (e->have == NULL || strcmp(e->have, seen[i].value) == 0))
+            continue;           /* what we know already: our own write's echo */
+        set_str(&e->have, seen[i].value);
+        if (settled(e))
+            continue;
+        if (e->want != NULL)
+            repair(r, e);
+        else
+            enqueue(r, e);      /* an orphan going: its delete stands */
+    }
+    converge(r);
+}
+
 void reconcile_backend_ready(struct reconcile *r, bool batches, bool audits)
 {
     r->ready = true;
@@ -784,6 +877,7 @@ void reconcile_free(struct reconcile *r)
     if (r == NULL)
         return;
     loop_timer_cancel(r->lp, r->retry_timer);
+    loop_timer_cancel(r->lp, r->repair_timer);
     while (r->pending != NULL) {
         struct pending *p = r->pending;
         r->pending = p->next;

@@ -77,6 +77,11 @@ void reconcile_listed(struct reconcile *r, bool complete);
 unsigned long long reconcile_audit_begin(struct reconcile *r);
 void reconcile_audited(struct reconcile *r, unsigned long long mark, const struct reconcile_held *held, int n);
 
+/* A registry watch saw these keys change (value NULL: deleted).  Keys r
+ * does not know are ignored (only audits find orphans); a wanted key that
+ * someone else changed or deleted is written back. */
+void reconcile_observed(struct reconcile *r, const struct reconcile_held *seen, int n);
+
 /* The answer to a write: why it failed, or NULL.  A failure changes
  * nothing r knows of the registry: the keys are retried with backoff,
  * capped at the interval. */

@@ -24,13 +24,14 @@ local function merged_headers(defaults, headers)
 end
 
 -- request{method, path, body, headers, timeout} -> response | nil, message
--- naming every endpoint tried.
-function Endpoints:request(req)
+-- naming every endpoint tried.  (send: registrar.http.request, or .stream)
+function Endpoints:request(req, send)
   local errors = {}
   local d = self.defaults
+  send = send or registrar.http.request
   for attempt = 0, #self.urls - 1 do
     local i = (self.current - 1 + attempt) % #self.urls + 1
-    local res, err = registrar.http.request {
+    local res, err = send {
       method = req.method, url = self.urls[i] .. req.path, body = req.body, timeout = req.timeout,
       headers = merged_headers(d.headers, req.headers), tls = d.tls, userpwd = d.userpwd,
     }
@@ -44,6 +45,12 @@ function Endpoints:request(req)
     errors[#errors + 1] = ("%s: %s"):format(self.urls[i], err or ("status " .. res.status))
   end
   return nil, ("%s %s: %s"):format(req.method or "GET", req.path, table.concat(errors, "; "))
+end
+
+-- The same, for a response read as it arrives (registrar.http.stream):
+-- the stream, once its headers are in.
+function Endpoints:stream(req)
+  return self:request(req, registrar.http.stream)
 end
 
 return endpoints

@@ -69,18 +69,32 @@ describe("etcd backend, v3 API", function()
     assert.same({ key = b64.encode("/gone") }, body(2).success[73].requestDeleteRange)
   end)
 
-  it("advertises only this host's records, and only those without a lease in prune mode", function()
+  it("advertises this host's keys by its records, with what each key holds now", function()
     local b = open()
-    local function rec(k, v, lease)
-      return { key = b64.encode("/hosts/mesos-master/keys" .. k), lease = lease,
-               value = b64.encode(json.encode { key = k, value = v }) }
+    local function rec(k, v)
+      return { key = b64.encode("/hosts/mesos-master/keys" .. k), value = b64.encode(json.encode { key = k, value = v }) }
     end
-    answers[1] = answer(200, { kvs = { rec("/services/a", "A"), rec("/services/b", "B", "777"),
+    local function held(v, lease)
+      return { response_range = { kvs = { { key = "x", value = b64.encode(v), lease = lease } } } }
+    end
+    answers[1] = answer(200, { header = { revision = "41" },
+                               kvs = { rec("/services/a", "A"), rec("/services/b", "B"), rec("/services/c", "C"),
+                                       rec("/services/d", "D"),
                                        { key = b64.encode("/hosts/mesos-master/keys/x"), value = b64.encode("junk") } } })
-    assert.same({ ["/services/a"] = "A" }, b:advertised())
+    answers[2] = answer(200, { responses = { held("A"), held("B", "777"), { response_range = {} }, held("changed") } })
+    local got = b:advertised()
     local range = body(1)
     assert.equal("/hosts/mesos-master/keys/", b64.decode(range.key))
     assert.equal("/hosts/mesos-master/keys0", b64.decode(range.range_end))
+    assert.equal("http://127.0.0.1:2379/v3/kv/txn", requests[2].url)
+    assert.same({ "/services/a", "/services/b", "/services/c", "/services/d" },
+                (function() local k = {} for i, op in ipairs(body(2).success) do k[i] = b64.decode(op.requestRange.key) end return k end)())
+    assert.equal("A", got["/services/a"])
+    assert.equal("changed", got["/services/d"])        -- changed by hand: the engine writes it back
+    assert.truthy(got["/services/b"]:find("other mode"))   -- a lease in prune mode
+    assert.truthy(got["/services/c"]:find("no key"))       -- deleted by hand
+    assert.equal(4, (function() local n = 0 for _ in pairs(got) do n = n + 1 end return n end)())
+    assert.equal(42, b.watch_from)                    -- a watch goes on after this audit
   end)
 
   it("advertises nothing when there are no records (kvs absent)", function()

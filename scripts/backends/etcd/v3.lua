@@ -12,6 +12,15 @@
 -- this host, kept alive by one request per interval; when the lease is
 -- lost, refresh() fails and the engine writes everything again under a
 -- new one.
+--
+-- watch(): one watch stream (POST /v3/watch) from the revision of the
+-- last audit on, over the range from the smallest to past the largest of
+-- this host's keys, its records and the services prefix.  It reports
+-- this host's keys that someone else changed or deleted (and keys whose
+-- record was deleted), so the engine writes them back at once; other
+-- hosts' keys in that range are skipped.  A watch that breaks (etcd
+-- restarted, its history compacted past our revision, a key outside the
+-- range) ends with nil, why: the engine audits, then watches again.
 
 local registrar = require "registrar"
 
@@ -22,6 +31,16 @@ local V3 = {}
 V3.__index = V3
 
 local MAX_OPS = 128
+-- etcd sends a progress notice every 10 minutes (its default) on a watch
+-- asking for them: past this with no word at all, the stream is taken for
+-- dead and opened again.
+local WATCH_SILENCE_MS = 15 * 60 * 1000
+-- A key this host holds whose value is not as the mode writes it
+-- (no lease in ttl mode, or another one; a lease in prune mode): never
+-- equal to a wanted value, so the engine writes it again.
+local STALE = "\1registrar: a key of the other mode, or of another lease\1"
+-- A key this host's record names that is not there.
+local MISSING = "\1registrar: no key\1"
 
 -- The smallest key after every key starting with prefix.
 local function prefix_end(prefix)
@@ -97,6 +116,12 @@ function V3:lease()
   return self.lease_id
 end
 
+-- Is the stored key inside the range the watch covers?  (Outside, the
+-- watch is opened again, wider.)
+function V3:watched(stored)
+  return not self.range or (stored >= self.range.from and stored < self.range.to)
+end
+
 function V3:apply(puts, deletes)
   local ops, lease = {}, nil
   if self.ttl and #puts > 0 then
@@ -104,12 +129,17 @@ function V3:apply(puts, deletes)
     lease, err = self:lease()
     if not lease then return nil, err end
   end
+  local widen = false
   for _, e in ipairs(puts) do
-    ops[#ops + 1] = { requestPut = { key = b64.encode(self:stored(e.key)), value = b64.encode(e.value), lease = lease } }
+    local stored = self:stored(e.key)
+    self.mine[stored] = true            -- before etcd has it: a watch event may come first
+    widen = widen or not self:watched(stored)
+    ops[#ops + 1] = { requestPut = { key = b64.encode(stored), value = b64.encode(e.value), lease = lease } }
     local record = json.encode { key = e.key, value = e.value }
     ops[#ops + 1] = { requestPut = { key = b64.encode(self:record(e.key)), value = b64.encode(record), lease = lease } }
   end
   for _, e in ipairs(deletes) do
+    self.mine[self:stored(e.key)] = nil
     ops[#ops + 1] = { requestDeleteRange = { key = b64.encode(self:stored(e.key)) } }
     ops[#ops + 1] = { requestDeleteRange = { key = b64.encode(self:record(e.key)) } }
   end
@@ -119,27 +149,176 @@ function V3:apply(puts, deletes)
     local doc, err = self:call("kv/txn", { success = success })
     if not doc then return nil, err end
   end
+  if widen then self:stop_watch("a key outside the watched range") end
   return true
 end
 
--- This host's records.  A record that does not match the mode (a lease in
--- prune mode, another lease in ttl mode) is left out, so its key is written
--- again the way the mode wants.
+-- This host's keys, by its records, and what each key holds now: a key
+-- deleted or changed by hand is seen (MISSING: written again if wanted,
+-- its record removed if not).  A record or key that does not match the
+-- mode (a lease in prune mode, another lease in ttl mode) reads as STALE,
+-- so the key is written again the way the mode wants.
 function V3:advertised()
   local from = self.records .. "/"
   local doc, err = self:call("kv/range", { key = b64.encode(from), range_end = b64.encode(prefix_end(from)) })
   if not doc then return nil, err end
-  local out = {}
+  local keys, mine = {}, {}
   for _, kv in ipairs(doc.kvs or {}) do
-    local lease = kv.lease and kv.lease ~= "0" and tostring(kv.lease) or nil
-    local current
-    if self.ttl then current = lease ~= nil and lease == self.lease_id else current = lease == nil end
-    local record = current and json.decode(b64.decode(kv.value or "") or "")
+    local record = json.decode(b64.decode(kv.value or "") or "")
     if type(record) == "table" and type(record.key) == "string" and type(record.value) == "string" then
-      out[record.key] = record.value
+      keys[#keys + 1] = record.key
+      mine[self:stored(record.key)] = true
+    end
+  end
+  local out, kerr = self:values(keys)
+  if not out then return nil, kerr end
+  self.mine = mine
+  -- a watch goes on from here: what changes after this answer is its
+  self.watch_from = tonumber(doc.header and doc.header.revision or 0) + 1
+  return out
+end
+
+-- What each key holds, read in transactions of MAX_OPS ranges.
+function V3:values(keys)
+  local out = {}
+  for first = 1, #keys, MAX_OPS do
+    local success = json.array {}
+    for i = first, math.min(first + MAX_OPS - 1, #keys) do
+      success[#success + 1] = { requestRange = { key = b64.encode(self:stored(keys[i])) } }
+    end
+    local doc, err = self:call("kv/txn", { success = success })
+    if not doc then return nil, err end
+    for i, r in ipairs(doc.responses or {}) do
+      local key = keys[first + i - 1]
+      local kv = type(r) == "table" and r.response_range and (r.response_range.kvs or {})[1]
+      if not kv then
+        out[key] = MISSING
+      else
+        out[key] = self:current(kv.lease) and b64.decode(kv.value or "") or STALE
+      end
     end
   end
   return out
+end
+
+-- Is a key's or record's lease the one the mode writes?
+function V3:current(lease)
+  lease = lease and lease ~= "0" and tostring(lease) or nil
+  if self.ttl then return lease ~= nil and lease == self.lease_id end
+  return lease == nil
+end
+
+-- ---- the watch --------------------------------------------------------------
+
+function V3:stop_watch(why)
+  if self.stream then
+    self.stream:close()
+    self.stream, self.range = nil, nil
+    self.stopped = why
+  end
+end
+
+-- The range: this host's keys, its document and records, and the
+-- services prefix.
+function V3:watch_range()
+  local from, to = self.host_key, prefix_end(self.records .. "/")
+  local services = self:stored(self.prefix .. "/")
+  if services < from then from = services end
+  if prefix_end(services) > to then to = prefix_end(services) end
+  for stored in pairs(self.mine) do
+    if stored < from then from = stored end
+    if stored >= to then to = stored .. "\0" end
+  end
+  return { from = from, to = to }
+end
+
+function V3:open_watch()
+  local range = self:watch_range()
+  local body = json.encode { create_request = {
+    key = b64.encode(range.from), range_end = b64.encode(range.to),
+    start_revision = self.watch_from and tostring(self.watch_from) or nil,
+    prev_kv = false, progress_notify = true,
+  } }
+  for attempt = 1, 2 do
+    if self.user and not self.token then
+      local ok, err = self:authenticate()
+      if not ok then return nil, err end
+    end
+    local stream, err = self.client:stream {
+      method = "POST", path = self.base .. "/watch", body = body,
+      headers = self.token and { Authorization = self.token } or nil,
+    }
+    if not stream then return nil, err end
+    local line = stream:read(self.timeout)
+    local doc = line and json.decode(line)
+    local result = type(doc) == "table" and doc.result
+    if stream.status == 200 and type(result) == "table" and result.created then
+      self.stream, self.range, self.stopped = stream, range, nil
+      return true
+    end
+    stream:close()
+    if attempt == 1 and self.user and stream.status == 401 then
+      self.token = nil                  -- an expired token: once more with a new one
+    else
+      local why = type(doc) == "table" and (doc.error and (doc.error.message or doc.error) or doc.message)
+      return nil, ("POST %s/watch: status %d: %s"):format(self.base, stream.status, tostring(why or line))
+    end
+  end
+end
+
+-- What the events mean for this host's keys: {key, value} (value nil:
+-- gone), for keys this host holds.
+function V3:changes(events)
+  local out, records = {}, self.records .. "/"
+  for _, ev in ipairs(events or {}) do
+    local kv = type(ev) == "table" and ev.kv or {}
+    local stored = b64.decode(kv.key or "") or ""
+    local deleted = ev.type == "DELETE"
+    if stored:sub(1, #records) == records then
+      -- a record deleted by someone else: its key is written again (with it)
+      local key = "/" .. stored:sub(#records + 1)
+      if deleted and self.mine[self:stored(key)] then out[#out + 1] = { key = key } end
+    elseif self.mine[stored] then
+      local key = self.relative and "/" .. stored or stored
+      local value
+      if not deleted then value = self:current(kv.lease) and b64.decode(kv.value or "") or STALE end
+      out[#out + 1] = { key = key, value = value }
+    end
+  end
+  return out
+end
+
+function V3:watch()
+  if not self.stream then
+    local ok, err = self:open_watch()
+    if not ok then return nil, err end
+  end
+  while true do
+    local line, err = self.stream:read(WATCH_SILENCE_MS)
+    if not line then
+      local why = self.stopped or (err == "timeout" and "no word from etcd in 15 minutes") or err
+      self:stop_watch(why)
+      self.stream = nil
+      return nil, why
+    end
+    local doc = json.decode(line)
+    local result = type(doc) == "table" and doc.result
+    if type(result) ~= "table" then
+      self:stop_watch()
+      return nil, "the watch answered " .. line:sub(1, 200)
+    end
+    if result.canceled or result.compact_revision and result.compact_revision ~= "0" then
+      self:stop_watch()
+      self.watch_from = nil
+      return nil, ("etcd compacted its history past the watch's revision (to %s)%s")
+                  :format(tostring(result.compact_revision or "?"),
+                          result.cancel_reason and (": " .. result.cancel_reason) or "")
+    end
+    local revision = tonumber(result.header and result.header.revision)
+    if revision then self.watch_from = revision + 1 end
+    local changes = self:changes(result.events)
+    if #changes > 0 then return changes end
+  end
 end
 
 -- ttl mode: one keepalive for every key of this host.
@@ -165,7 +344,11 @@ return {
       user = user,
       password = password,
       records = hosts .. "/" .. config.hostname .. "/keys",
+      host_key = hosts .. "/" .. config.hostname,
+      prefix = (config.prefix_services or "/services"):gsub("/+$", ""),
       relative = relative,
+      mine = {},
+      timeout = config.timeout,
       ttl = config.service_ttl == "ttl" and math.max(1, (config.ttl + 999) // 1000) or nil,
     }, V3)
   end,

@@ -1,0 +1,195 @@
+"""The registry watched instead of polled, on a real etcd (v3 and v2) and
+the Consul stand-in: a key of this host deleted or overwritten by hand is
+written back well before the next interval; a watch cut by a restart, a
+compaction or an index that went back falls back to one audit and watches
+again; an idle host in prune mode asks the registry nothing (counted at
+the server), and in ttl mode only keeps its lease alive."""
+import base64
+import json
+import re
+import signal
+import time
+import urllib.request
+
+import harness as h
+from common import DockerTest, EtcdTest, start_registrar
+
+HOST = "watchhost"
+IPADDRESS = "10.0.9.1"
+LONG_INTERVAL = "60000"         # repairs must not wait for it
+
+
+def etcd_requests(etcd):
+    """What etcd served, from its own /metrics: every gRPC call started
+    (the v3 gateway goes through them) and every v2 store read, write and
+    watch."""
+    with urllib.request.urlopen(etcd.endpoint + "/metrics", timeout=5) as r:
+        text = r.read().decode()
+    counts = {}
+    for name, labels, value in re.findall(r"^(grpc_server_started_total|etcd_debugging_store_\w+_total)"
+                                          r"(\{[^}]*\})? (\S+)$", text, re.M):
+        method = re.search(r'(?:grpc_method|action)="(\w+)"', labels or "")
+        key = method.group(1) if method else name
+        counts[key] = counts.get(key, 0) + float(value)
+    return counts
+
+
+def served(before, after, ignore=()):
+    return {k: after[k] - before.get(k, 0) for k in after
+            if after[k] != before.get(k, 0) and k not in ignore}
+
+
+class Scenarios:
+    SCHEME = None
+
+    def registrar(self, *args, interval=LONG_INTERVAL, mode="prune"):
+        return start_registrar(self, "run", "-B", "%s://%s" % (self.SCHEME, self.etcd.host_port),
+                               "-D", self.docker.socket, "-H", HOST, "-a", IPADDRESS, "-i", interval,
+                               "-m", mode, "-t", "5000", "--log-level", "debug", *args)
+
+    def web(self, name):
+        cid = self.docker.run("--name", name, "-e", "NAME=" + name, "-P", "--expose", "80",
+                              self.image, "sleep", "3600")
+        i = self.docker.inspect(cid)
+        port = i["NetworkSettings"]["Ports"]["80/tcp"][0]["HostPort"]
+        return cid, "/services/%s/80/%s/%s" % (name, port, i["Config"]["Hostname"])
+
+    def two_registered(self, **kw):
+        _, a = self.web("alpha")
+        _, b = self.web("beta")
+        reg = self.registrar(**kw)
+        h.wait_until(lambda: {a, b} <= set(self.services()), timeout=15, message="both registered")
+        return reg, a, b
+
+    def test_a_key_deleted_and_one_overwritten_by_hand_are_written_back_at_once(self):
+        reg, a, b = self.two_registered()
+        docs = self.services()
+        reg.wait_log(r"registry \S+: this host has")
+        self.delete(a)
+        self.put(b, '{"host":"someone else"}')
+        h.wait_until(lambda: self.services().get(a) == docs[a] and self.services().get(b) == docs[b],
+                     timeout=10, message="both keys written back, with the interval a minute away")
+        reg.wait_log(r"key %s was deleted by someone else: writing it again" % re.escape(a))
+        reg.wait_log(r"key %s was changed by someone else: writing it again" % re.escape(b))
+
+    def test_a_watch_cut_by_a_restart_falls_back_and_watches_again(self):
+        reg, a, b = self.two_registered()
+        docs = self.services()
+        mark = reg.mark()
+        self.etcd.stop()
+        self.etcd.start()
+        reg.wait_log(r"watch ended: .*; auditing, then watching again", since=mark, timeout=20)
+        # watching again: a repair still comes at once, not at the interval
+        h.wait_until(lambda: self.repaired(a, docs[a]), timeout=20, message="a repair after the restart")
+
+    def repaired(self, key, doc):
+        """Deletes key by hand (once) and says whether it is back."""
+        if self.services().get(key) == doc and not getattr(self, "_deleted", False):
+            self._deleted = True
+            self.delete(key)
+            return False
+        return self._deleted and self.services().get(key) == doc
+
+    def test_a_key_someone_keeps_changing_is_not_fought_over(self):
+        reg, a, b = self.two_registered()
+        for i in range(12):
+            self.put(a, '{"host":"another writer %d"}' % i)
+            time.sleep(0.05)
+        reg.wait_log(r"key %s keeps being changed by someone else \(\d+ times this interval\): "
+                     r"writing it back once per interval from now on" % re.escape(a))
+        time.sleep(0.5)
+        self.assertIn("another writer", self.services()[a], "it kept writing back")
+        self.assertLess(len(re.findall(r"key %s was changed by someone else" % re.escape(a), reg.log())), 5)
+
+    def test_an_idle_host_asks_the_registry_nothing(self):
+        reg, a, b = self.two_registered(interval="300")
+        time.sleep(1)                   # the start-up's writes are all answered
+        before = etcd_requests(self.etcd)
+        time.sleep(3)                   # ten intervals
+        self.assertEqual(served(before, etcd_requests(self.etcd)), {})
+        self.assertGreaterEqual(len(re.findall(r"resync: 2 containers running", reg.log())), 8)
+
+
+@h.skip_unless_available(h.Dockerd, h.Etcd)
+class EtcdV3(Scenarios, EtcdTest):
+    SCHEME = "etcd3"
+
+    def setUp(self):
+        super().setUp()
+        self.etcd.v3_delete("/", prefix=True)
+
+    def services(self):
+        return self.etcd.v3_prefix("/services/")
+
+    def delete(self, key):
+        self.etcd.v3_delete(key)
+
+    def put(self, key, value):
+        self.etcd.v3_put(key, value)
+
+    def test_ttl_mode_idle_costs_one_keepalive_per_interval(self):
+        reg, a, b = self.two_registered(interval="300", mode="ttl")
+        time.sleep(1)
+        before = etcd_requests(self.etcd)
+        time.sleep(3)
+        got = served(before, etcd_requests(self.etcd))
+        self.assertEqual(set(got), {"LeaseKeepAlive"}, got)
+        self.assertLessEqual(got["LeaseKeepAlive"], 12)
+
+    def test_a_record_deleted_by_hand_is_written_back_with_its_key(self):
+        reg, a, b = self.two_registered()
+        record = "/hosts/%s/keys%s" % (HOST, a)
+        want = self.etcd.v3_get(record)
+        self.etcd.v3_delete(record)
+        h.wait_until(lambda: self.etcd.v3_get(record) == want, timeout=10, message="the record back")
+
+    def test_a_compacted_watch_falls_back_and_watches_again(self):
+        reg, a, b = self.two_registered()
+        docs = self.services()
+        mark = reg.mark()
+        # a watcher that cannot keep up falls behind etcd's history; a
+        # compaction then cancels it
+        reg.signal(signal.SIGSTOP)
+        try:
+            filler = base64.b64encode(b"x" * 4096).decode()
+            for i in range(3000):
+                self.etcd.v3("kv/put", {"key": base64.b64encode(b"/services/zz-filler").decode(),
+                                        "value": filler})
+            rev = int(self.etcd.v3("kv/range", {"key": base64.b64encode(b"/").decode()})["header"]["revision"])
+            self.etcd.v3("kv/compaction", {"revision": str(rev), "physical": True})
+        finally:
+            reg.signal(signal.SIGCONT)
+        reg.wait_log(r"watch ended: etcd compacted its history", since=mark, timeout=20)
+        h.wait_until(lambda: self.repaired(a, docs[a]), timeout=20, message="a repair after the compaction")
+
+
+@h.skip_unless_available(h.Dockerd, h.Etcd)
+class EtcdV2(Scenarios, EtcdTest):
+    SCHEME = "etcd2"
+
+    def setUp(self):
+        super().setUp()
+        self.etcd.v2_delete("/services", recursive=True)
+        self.etcd.v2_delete("/hosts", recursive=True)
+
+    def services(self):
+        return {k: v for k, v in self.etcd.v2_tree("/services").items()}
+
+    def delete(self, key):
+        self.etcd.v2_delete(key)
+
+    def put(self, key, value):
+        self.etcd.v2_put(key, value)
+
+    def test_a_watch_that_fell_behind_etcd_history_falls_back_and_watches_again(self):
+        reg, a, b = self.two_registered()
+        docs = self.services()
+        mark = reg.mark()
+        reg.signal(signal.SIGSTOP)      # etcd v2 keeps the last 1000 events only
+        try:
+            for i in range(1100):
+                self.etcd.v2_put("/services/zz-filler", str(i))
+        finally:
+            reg.signal(signal.SIGCONT)
+        reg.wait_log(r"watch ended: .*(cleared|outdated).*; auditing, then watching again", since=mark, timeout=20)
+        h.wait_until(lambda: self.repaired(a, docs[a]), timeout=20, message="a repair after falling behind")
