@@ -152,7 +152,9 @@ void lua_http_read_request(lua_State *L, const char *fn, long default_timeout, s
     lua_getfield(L, 1, "timeout");
     req->timeout_ms = lua_isnil(L, -1) ? default_timeout : (long)luaL_checkinteger(L, -1);
     lua_pop(L, 1);
-    req->connect_timeout_ms = req->timeout_ms;
+    /* a long poll may wait minutes for its answer, not for its server */
+    req->connect_timeout_ms = req->timeout_ms > 0 && req->timeout_ms < default_timeout ? req->timeout_ms
+                                                                                      : default_timeout;
     collect_headers(L, 1, r->headers);
     req->headers = r->headers;
     read_tls(L, 1, &r->tls);

@@ -193,3 +193,17 @@ class EtcdV2(Scenarios, EtcdTest):
             reg.signal(signal.SIGCONT)
         reg.wait_log(r"watch ended: .*(cleared|outdated).*; auditing, then watching again", since=mark, timeout=20)
         h.wait_until(lambda: self.repaired(a, docs[a]), timeout=20, message="a repair after falling behind")
+
+    def test_ttl_mode_refreshes_each_key_once_per_interval_and_reads_nothing(self):
+        reg, a, b = self.two_registered(interval="300", mode="ttl")
+        time.sleep(1)
+        before = etcd_requests(self.etcd)
+        time.sleep(3)
+        got = served(before, etcd_requests(self.etcd))
+        # three keys (two services, this host's document), ten intervals:
+        # one refresh each per interval (etcd counts the refresh's own
+        # lookup as a get), no audit, no value written again
+        self.assertEqual(set(got) - {"get"}, {"update"}, got)
+        self.assertGreaterEqual(got["update"], 3 * 8)
+        self.assertLessEqual(got["update"], 3 * 12)
+        self.assertIn('"host":"%s"' % HOST, self.etcd.v2_get(a))

@@ -1,7 +1,18 @@
 -- etcd's v2 keys API: the old tool's layout.  One key per service holding
 -- its JSON document; the document's "host" field says which host owns it,
--- and pruning only ever touches keys this host owns.  ttl mode writes each
--- key with a ttl every interval, as the old tool did.
+-- and pruning only ever touches keys this host owns.
+--
+-- ttl mode: each key carries its own ttl (v2 has no leases and no
+-- batches), so refresh() costs one request per key per interval:
+-- PUT ?ttl=N&refresh=true&prevExist=true, which sends no value and wakes
+-- no watcher.  A key found gone is written again whole.
+--
+-- watch(): a long poll, GET ?wait=true&recursive=true&waitIndex=N, on the
+-- directory holding the services prefix and this host's document, one
+-- event per answer, from the index of the last audit on.  etcd keeps the
+-- last 1000 events only: a watch that fell further behind is told so, and
+-- the engine audits and watches again.  An idle poll is asked again every
+-- 10 minutes.
 
 local registrar = require "registrar"
 local uri = require "registrar.uri"
@@ -17,13 +28,25 @@ local function failure(method, key, res)
   return nil, ("%s %s: status %d: %s"):format(method, key, res.status, why or "")
 end
 
+-- The deepest directory holding both paths ("" for the root).
+local function common_dir(a, b)
+  local dir = ""
+  for segment in a:gmatch("/[^/]+") do
+    if (b .. "/"):sub(1, #dir + #segment + 1) ~= dir .. segment .. "/" then break end
+    dir = dir .. segment
+  end
+  return dir
+end
+
 local function keys_url(key)
   return "/v2/keys" .. uri.escape_path(key)
 end
 
 local FORM = { ["Content-Type"] = "application/x-www-form-urlencoded" }
+local POLL_MS = 10 * 60 * 1000
 
 function V2:register(entry)
+  self.mine[entry.key] = true           -- before etcd has it: a watch event may come first
   local body = "value=" .. uri.escape(entry.value)
   if entry.ttl then body = body .. "&ttl=" .. entry.ttl end
   local res, err = self.client:request { method = "PUT", path = keys_url(entry.key), body = body, headers = FORM }
@@ -44,6 +67,7 @@ function V2:remove_empty_parents(key)
 end
 
 function V2:deregister(entry)
+  self.mine[entry.key] = nil
   local res, err = self.client:request { method = "DELETE", path = keys_url(entry.key) }
   if not res then return nil, err end
   if res.status ~= 200 and res.status ~= 404 then return failure("DELETE", entry.key, res) end
@@ -62,17 +86,24 @@ local function collect(node, host, out)
   if type(doc) == "table" and doc.host == host then out[node.key] = node.value end
 end
 
+-- etcd's index when it answered: a watch goes on after it.
+local function etcd_index(res)
+  return tonumber(res.headers and res.headers["x-etcd-index"] or "")
+end
+
 function V2:advertised()
   local res, err = self.client:request { method = "GET", path = keys_url(self.prefix) .. "?recursive=true" }
   if not res then return nil, err end
-  if res.status == 404 then return {} end
-  if res.status ~= 200 then return failure("GET", self.prefix, res) end
-  local doc, why = json.decode(res.body)
-  if type(doc) ~= "table" or type(doc.node) ~= "table" then
-    return nil, ("GET %s: not an etcd v2 answer (%s)"):format(self.prefix, why or "no node")
-  end
+  if res.status ~= 200 and res.status ~= 404 then return failure("GET", self.prefix, res) end
   local out = {}
-  collect(doc.node, self.host, out)
+  if res.status == 200 then
+    local doc, why = json.decode(res.body)
+    if type(doc) ~= "table" or type(doc.node) ~= "table" then
+      return nil, ("GET %s: not an etcd v2 answer (%s)"):format(self.prefix, why or "no node")
+    end
+    collect(doc.node, self.host, out)
+  end
+  local index = etcd_index(res)
   -- this host's document is outside the prefix: it is ours by its path
   local hres, herr = self.client:request { method = "GET", path = keys_url(self.host_key) }
   if not hres then return nil, herr end
@@ -82,16 +113,82 @@ function V2:advertised()
   elseif hres.status ~= 200 and hres.status ~= 404 then
     return failure("GET", self.host_key, hres)
   end
+  self.mine = {}
+  for key in pairs(out) do self.mine[key] = true end
+  self.watch_from = index and index + 1
   return out
+end
+
+-- ttl mode: every key's ttl set again, its value left alone.
+function V2:refresh(entries)
+  for _, e in ipairs(entries) do
+    local res, err = self.client:request {
+      method = "PUT", path = keys_url(e.key), headers = FORM,
+      body = ("ttl=%d&refresh=true&prevExist=true"):format(e.ttl),
+    }
+    if not res then return nil, err end
+    if res.status == 404 then           -- expired, or deleted by hand: written again whole
+      local ok, werr = self:register(e)
+      if not ok then return nil, werr end
+    elseif res.status ~= 200 then
+      return failure("PUT", e.key, res)
+    end
+  end
+  return true
+end
+
+-- What one v2 event means for this host's keys: {key, value} for each
+-- key of ours it changed (a directory deleted takes every key below it).
+function V2:changes(ev)
+  local node = type(ev.node) == "table" and ev.node or {}
+  local key, out = node.key, {}
+  if type(key) ~= "string" then return out end
+  local gone = ev.action == "delete" or ev.action == "expire" or ev.action == "compareAndDelete"
+  if node.dir then
+    if gone then
+      for mine in pairs(self.mine) do
+        if mine:sub(1, #key + 1) == key .. "/" then out[#out + 1] = { key = mine } end
+      end
+    end
+  elseif self.mine[key] then
+    out[#out + 1] = { key = key, value = (not gone) and node.value or nil }
+  end
+  return out
+end
+
+function V2:watch()
+  while true do
+    local path = keys_url(self.watch_dir) .. "?wait=true&recursive=true"
+    if self.watch_from then path = path .. "&waitIndex=" .. self.watch_from end
+    local res, err = self.client:request { method = "GET", path = path, timeout = POLL_MS }
+    if not res then
+      if not tostring(err):find("timed out", 1, true) then return nil, err end
+    else
+      local ev = json.decode(res.body)
+      if res.status ~= 200 or type(ev) ~= "table" then
+        if type(ev) == "table" and ev.errorCode == 401 then self.watch_from = nil end
+        local why = type(ev) == "table" and (ev.message or "") .. (ev.cause and (" (" .. ev.cause .. ")") or "")
+        return nil, ("GET %s: status %d: %s"):format(path, res.status, why or res.body)
+      end
+      local index = type(ev.node) == "table" and tonumber(ev.node.modifiedIndex)
+      if index then self.watch_from = index + 1 end
+      local changes = self:changes(ev)
+      if #changes > 0 then return changes end
+    end
+  end
 end
 
 return {
   new = function(client, config)
+    local prefix = (config.prefix_services or "/services"):gsub("/+$", "")
+    local host_key = (config.prefix_hosts or "/hosts"):gsub("/+$", "") .. "/" .. config.hostname
     return setmetatable({
       client = client,
-      prefix = (config.prefix_services or "/services"):gsub("/+$", ""),
+      prefix = prefix,
       host = config.hostname,
-      host_key = (config.prefix_hosts or "/hosts"):gsub("/+$", "") .. "/" .. config.hostname,
+      host_key = host_key,
+      watch_dir = common_dir(prefix, host_key):gsub("^$", "/"),
+      mine = {},
     }, V2)
   end,
 }
