@@ -1609,11 +1609,13 @@ class API(object):
             index, payload = compute()
             if min_index > 0:
                 deadline = time.monotonic() + wait + random.random() * wait / JITTER_FRACTION
-                while index <= min_index and not s.closing:
+                while index <= min_index:
                     remaining = deadline - time.monotonic()
                     if remaining <= 0:
                         break
                     s.cond.wait(remaining)
+                    if s.closing:
+                        raise AgentStopping()
                     s.tick()
                     index, payload = compute()
         return max(index, 1), payload
@@ -1743,11 +1745,13 @@ class API(object):
             digest, body = compute()
             if want_hash and digest is not None:
                 deadline = time.monotonic() + wait
-                while digest == want_hash and not s.closing:
+                while digest == want_hash:
                     remaining = deadline - time.monotonic()
                     if remaining <= 0:
                         break
                     s.cond.wait(remaining)
+                    if s.closing:
+                        raise AgentStopping()
                     s.tick()
                     digest, body = compute()
                     if digest is None:
@@ -2927,6 +2931,9 @@ class _Handler(BaseHTTPRequestHandler):
         req = Request(self.command, path, raw_query, self.headers, body)
         try:
             resp = standin._serve(req)
+        except AgentStopping:
+            self.close_connection = True
+            return
         except Exception as e:  # a bug in the stand-in: say so loudly
             resp = text_response(500, "consul stand-in internal error: %r" % (e,))
             standin._log_line("INTERNAL ERROR %r" % (e,))
@@ -2955,15 +2962,23 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header(_canonical_header(k), v)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
-        if out_body:
-            self.wfile.write(out_body)
-        self.wfile.flush()
+        try:
+            if out_body:
+                self.wfile.write(out_body)
+            self.wfile.flush()
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True  # the client gave up (its long poll was cancelled)
 
     do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = do_OPTIONS = do_PATCH = _dispatch
 
 
 def _redact_token(raw_query):
     return re.sub(r"(^|&)token=[^&]*", r"\1token=<hidden>", raw_query)
+
+
+class AgentStopping(Exception):
+    """A blocking query cut short by stop(): like a Consul process that
+    exits, the stand-in drops the connection without an answer."""
 
 
 class _Server(ThreadingHTTPServer):

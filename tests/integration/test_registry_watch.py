@@ -207,3 +207,114 @@ class EtcdV2(Scenarios, EtcdTest):
         self.assertGreaterEqual(got["update"], 3 * 8)
         self.assertLessEqual(got["update"], 3 * 12)
         self.assertIn('"host":"%s"' % HOST, self.etcd.v2_get(a))
+
+
+TOKEN = "c0ffee00-aaaa-bbbb-cccc-0123456789ab"
+
+
+def consul_call(consul, method, path, body=None):
+    req = urllib.request.Request(consul.url + path, method=method, data=body,
+                                 headers={"X-Consul-Token": TOKEN})
+    with urllib.request.urlopen(req, timeout=5) as r:
+        return r.read()
+
+
+class ConsulScenarios:
+    """Each mode: a service of ours removed by hand comes back at once;
+    Consul restarted empty (its index back to the start) is filled again;
+    an idle host starts no request but the blocking query it holds."""
+    SCHEME = None
+    PATH = ""
+
+    def setUp(self):
+        super().setUp()
+        self.start_consul()
+
+    def start_consul(self, port=0):
+        self.consul = h.start_consul_standin(port=port, acl_token=TOKEN)
+        self.addCleanup(self.consul.stop)
+
+    def registrar(self, interval=LONG_INTERVAL):
+        return start_registrar(self, "run", "-B", "%s://127.0.0.1:%d%s" % (self.SCHEME, self.consul.port, self.PATH),
+                               "-D", self.docker.socket, "-H", HOST, "-a", IPADDRESS, "-i", interval,
+                               "--log-level", "debug", env={"CONSUL_HTTP_TOKEN": TOKEN})
+
+    def two_registered(self, interval=LONG_INTERVAL):
+        for name in ("alpha", "beta"):
+            self.docker.run("--name", name, "-e", "SERVICE_NAME=" + name, "-P", "--expose", "80",
+                            self.image, "sleep", "3600")
+        reg = self.registrar(interval)
+        h.wait_until(lambda: len(self.mine()) == 2, timeout=15, message="both registered")
+        return reg
+
+    def settled(self, quiet=2.0):
+        """Until the registrar has sent nothing for `quiet` seconds (the
+        listings that follow its own writes are done)."""
+        def no_new_request():
+            count = len(self.consul.requests)
+            time.sleep(quiet)
+            return len(self.consul.requests) == count
+        h.wait_until(no_new_request, timeout=30, message="the registrar quiet")
+
+    def test_a_service_removed_by_hand_is_registered_again_at_once(self):
+        reg = self.two_registered()
+        before = self.mine()
+        victim = sorted(before)[0]
+        self.remove(victim)
+        h.wait_until(lambda: self.mine() == before, timeout=10,
+                     message="the service back, with the interval a minute away")
+        reg.wait_log(r"was deleted by someone else: writing it again")
+
+    def test_a_consul_restarted_empty_is_filled_again(self):
+        reg = self.two_registered()
+        before = self.mine()
+        port = self.consul.port
+        self.consul.stop()          # its blocking query cut, as a process exit does
+        reg.wait_log(r"watch ended: .*; auditing, then watching again")
+        self.start_consul(port=port)
+        h.wait_until(lambda: self.mine() == before, timeout=20, message="everything registered again")
+
+    def test_an_idle_host_starts_no_request(self):
+        self.two_registered(interval="300")
+        self.settled()
+        self.consul.clear_requests()
+        time.sleep(3)
+        self.assertEqual([(m, p, q) for m, p, q, _, _ in self.consul.requests], [])
+
+
+@h.skip_unless_available(h.Dockerd)
+class ConsulAgent(ConsulScenarios, DockerTest):
+    SCHEME = "consul"
+
+    def mine(self):
+        return {sid: s for sid, s in self.consul.agent_services().items()
+                if (s.get("Meta") or {}).get("registrar_host") == HOST}
+
+    def remove(self, sid):
+        consul_call(self.consul, "PUT", "/v1/agent/service/deregister/" + sid)
+
+
+@h.skip_unless_available(h.Dockerd)
+class ConsulCatalog(ConsulScenarios, DockerTest):
+    SCHEME = "consul-catalog"
+
+    def mine(self):
+        # without the Raft indexes, which a registration written again moves
+        return {sid: {k: v for k, v in s.items() if not k.endswith("Index")}
+                for sid, s in (self.consul.catalog()["Services"].get(HOST) or {}).items()}
+
+    def remove(self, sid):
+        consul_call(self.consul, "PUT", "/v1/catalog/deregister",
+                    json.dumps({"Node": HOST, "ServiceID": sid}).encode())
+
+
+@h.skip_unless_available(h.Dockerd)
+class ConsulKV(ConsulScenarios, DockerTest):
+    SCHEME = "consulkv"
+    PATH = "/registry"
+
+    def mine(self):
+        return {k: v["Value"] for k, v in self.consul.kv().items() if k.startswith("registry/services/")}
+
+    def remove(self, key):
+        consul_call(self.consul, "DELETE", "/v1/kv/" + key)

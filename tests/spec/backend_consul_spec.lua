@@ -222,15 +222,30 @@ describe("consul backends", function()
       assert.truthy(err:find("session/create: status 403: Permission denied", 1, true))
     end)
 
-    it("advertises records of the current mode only", function()
+    it("advertises what this host's records name, as the keys hold it now", function()
       local b = open("consulkv://127.0.0.1:8500")
-      local function rec(k, session)
-        return { Key = "hosts/mesos-master/keys" .. k, Session = session,
-                 Value = registrar.base64.encode(json.encode { key = k, value = "v" .. k }) }
+      local function item(k, value, session)
+        return { Key = k, Session = session, Value = registrar.base64.encode(value) }
       end
-      answers[1] = { status = 200, body = json.encode { rec("/a"), rec("/b", "some-session"), { Key = "x", Value = json.null } } }
-      assert.same({ ["/a"] = "v/a" }, b:advertised())
-      assert.equal("http://127.0.0.1:8500/v1/kv/hosts/mesos-master/keys/?recurse", requests[1].url)
+      local function rec(k, session)
+        return item("hosts/mesos-master/keys" .. k, json.encode { key = k, value = "v" .. k }, session)
+      end
+      answers[1] = { status = 200, headers = { ["x-consul-index"] = "7" }, body = json.encode {
+        rec("/a"), item("a", "v/a"),                         -- as written
+        rec("/b", "some-session"), item("b", "v/b"),        -- a record of ttl mode
+        rec("/c"),                                           -- its key deleted by hand
+        rec("/d"), item("d", "changed by hand"),
+        item("e", "someone else's"), { Key = "x", Value = json.null },
+      } }
+      local seen = b:advertised()
+      assert.equal("v/a", seen["/a"])
+      assert.equal("changed by hand", seen["/d"])
+      for _, key in ipairs { "/b", "/c" } do                 -- never equal to what is wanted: written again
+        assert.is_string(seen[key])
+        assert.are_not.equal("v" .. key, seen[key])
+      end
+      assert.is_nil(seen["/e"])                               -- not this host's
+      assert.equal("http://127.0.0.1:8500/v1/kv/?recurse", requests[1].url)
     end)
   end)
 end)

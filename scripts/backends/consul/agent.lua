@@ -1,8 +1,15 @@
 -- consul://: services through the local agent (PUT /v1/agent/service/register).
 -- advertised() lists the agent's services and keeps those whose Meta says
 -- this host registered them; deregistration is by service id.
+--
+-- watch(): the agent's service list takes no blocking queries, but the
+-- agent copies its services into the catalog under its node name at once:
+-- a blocking query on that node (GET /v1/catalog/node/<node>?index=) says
+-- when to read the agent's list again.  A service of ours deregistered or
+-- changed by hand is registered again.
 
 local registrar = require "registrar"
+local blocking = require "backends.consul.blocking"
 local service = require "backends.consul.service"
 local uri = require "registrar.uri"
 
@@ -36,9 +43,8 @@ function Agent:deregister(entry)
   return true
 end
 
-function Agent:advertised()
-  local res, err = self.client:request { method = "GET", path = "/v1/agent/services" }
-  if not res then return nil, err end
+-- The agent's services that are this host's: {key = digest}.
+function Agent:held(res)
   if res.status ~= 200 then return failure("GET /v1/agent/services", res) end
   local services = json.decode(res.body)
   if type(services) ~= "table" then return nil, "GET /v1/agent/services: not JSON" end
@@ -51,6 +57,46 @@ function Agent:advertised()
     end
   end
   return out
+end
+
+function Agent:list()
+  local res, err = self.client:request { method = "GET", path = "/v1/agent/services" }
+  if not res then return nil, err end
+  return self:held(res)
+end
+
+function Agent:advertised()
+  local out, err = self:list()
+  if not out then return nil, err end
+  blocking.audited(self, out)
+  return out
+end
+
+-- The agent's node name, as the catalog knows it.
+function Agent:node()
+  if self.node_name then return self.node_name end
+  local res, err = self.client:request { method = "GET", path = "/v1/agent/self" }
+  if not res then return nil, err end
+  local doc = json.decode(res.body)
+  local name = res.status == 200 and type(doc) == "table" and type(doc.Config) == "table" and doc.Config.NodeName
+  if type(name) ~= "string" then return failure("GET /v1/agent/self", res) end
+  self.node_name = name
+  return name
+end
+
+-- What changed for this host's services since the last listing; {} when
+-- the blocking query's wait ran out with nothing changed.
+function Agent:watch()
+  local node, err = self:node()
+  if not node then return nil, err end
+  local path = "/v1/catalog/node/" .. uri.escape(node)
+  local mark = blocking.mark(self)
+  local res, index = blocking.by_index(self, path, self.index or 0)
+  if not res then self.index = nil; return nil, index end
+  self.index = index
+  local now, lerr = self:list()
+  if not now then return nil, lerr end
+  return blocking.diff(self, now, mark)
 end
 
 -- ttl mode: pass each service's TTL check.  An agent that lost one (it
@@ -69,6 +115,7 @@ end
 
 return {
   new = function(client, config)
-    return setmetatable({ client = client, config = config, ids = {} }, Agent)
+    local agent = setmetatable({ client = client, config = config, ids = {} }, Agent)
+    return blocking.track_writes(agent, function(entry) return service.digest(entry, config, "agent") end)
   end,
 }

@@ -1,9 +1,15 @@
 -- consulkv://HOST:PORT/PREFIX: a key per service, PREFIX + its key, holding
 -- its document.  Beside each, an ownership record under
--- PREFIX/<prefix_hosts>/<hostname>/keys/ holds {key, value}; advertised()
--- reads only those (this host's keys).  The record is written before the
--- key and removed after it, so a crash in between never leaves a key
--- nobody owns.
+-- PREFIX/<prefix_hosts>/<hostname>/keys/ holds {key, value}: the keys this
+-- host owns.  The record is written before the key and removed after it,
+-- so a crash in between never leaves a key nobody owns.
+--
+-- advertised() and watch() read the whole PREFIX in one GET ?recurse (an
+-- audit once, then a blocking query from its index): this host's records
+-- say which keys are its own, and what each key holds now is compared, so
+-- a key deleted or changed by hand is written back.  Other hosts' keys are
+-- read but never changed.  Each change anywhere under PREFIX answers the
+-- blocking query with all of PREFIX: give each cluster its own PREFIX.
 --
 -- ttl mode: one session for this host (Behavior "delete"), and every key
 -- and record is acquired with it.  Only open() and refresh() ever create
@@ -18,6 +24,7 @@
 -- destroyed, so no key stays locked by a session nobody keeps alive.
 
 local registrar = require "registrar"
+local blocking = require "backends.consul.blocking"
 local uri = require "registrar.uri"
 
 local json = registrar.json
@@ -129,26 +136,77 @@ function KV:deregister(entry)
   return self:delete(self:record(entry.key))
 end
 
--- The records that match the mode (no session in prune mode, ours in ttl
--- mode); others are written again the way the mode wants.
-function KV:advertised()
-  local res, err = self.client:request { method = "GET", path = "/v1/kv/" .. uri.escape_path(self.records) .. "/?recurse" }
-  if not res then return nil, err end
-  if res.status == 404 then return {} end
-  local list = json.decode(res.body)
-  if res.status ~= 200 or type(list) ~= "table" then
-    return nil, ("GET %s: status %d"):format(self.records, res.status)
+-- A key this host's record names that is not there, and one that is not
+-- the mode's kind (a session in prune mode, another one in ttl mode):
+-- never equal to a wanted value, so the key is written again.
+local MISSING = "\1registrar: no key\1"
+local STALE = "\1registrar: a key of the other mode, or of another session\1"
+
+function KV:current(item)
+  if self.ttl then return item.Session ~= nil and item.Session == self.session_id end
+  return item.Session == nil
+end
+
+-- The listing of PREFIX: {key = value} for this host's keys, by its records.
+function KV:held(list)
+  local at, out, records = {}, {}, self.records .. "/"
+  for _, item in ipairs(type(list) == "table" and list or {}) do
+    if type(item) == "table" and type(item.Key) == "string" then at[item.Key] = item end
   end
-  local out = {}
-  for _, item in ipairs(list) do
-    local doc = json.decode(registrar.base64.decode(type(item.Value) == "string" and item.Value or "") or "")
-    local current = (self.ttl and item.Session ~= nil and item.Session == self.session_id)
-                    or (not self.ttl and item.Session == nil)
-    if current and type(doc) == "table" and type(doc.key) == "string" and type(doc.value) == "string" then
-      out[doc.key] = doc.value
+  for path, item in pairs(at) do
+    if path:sub(1, #records) == records then
+      local doc = json.decode(registrar.base64.decode(type(item.Value) == "string" and item.Value or "") or "")
+      if type(doc) == "table" and type(doc.key) == "string" and type(doc.value) == "string" then
+        local kv = at[self:path(doc.key)]
+        if not kv or not self:current(item) then out[doc.key] = kv and STALE or MISSING
+        elseif not self:current(kv) then out[doc.key] = STALE
+        else out[doc.key] = registrar.base64.decode(type(kv.Value) == "string" and kv.Value or "") or "" end
+      end
     end
   end
   return out
+end
+
+function KV:listing_path()
+  return "/v1/kv/" .. (self.prefix ~= "" and uri.escape_path(self.prefix) .. "/" or "") .. "?recurse"
+end
+
+local function listing(res, path)
+  if res.status == 404 then return {} end
+  local list = json.decode(res.body)
+  if res.status ~= 200 or type(list) ~= "table" then return nil, ("GET %s: status %d"):format(path, res.status) end
+  return list
+end
+
+function KV:advertised()
+  local path = self:listing_path()
+  local res, err = self.client:request { method = "GET", path = path }
+  if not res then return nil, err end
+  local list, lerr = listing(res, path)
+  if not list then return nil, lerr end
+  local out = self:held(list)
+  blocking.audited(self, out)
+  self.index = blocking.index_of(res)
+  return out
+end
+
+-- What changed for this host's keys since the last answer.
+function KV:watch()
+  if not self.index then return nil, "no index to watch from" end
+  local path = self:listing_path()
+  while true do
+    local mark = blocking.mark(self)
+    local res, index = blocking.by_index(self, path, self.index)
+    if not res then self.index = nil; return nil, index end
+    local list, lerr = listing(res, path)
+    if not list then return nil, lerr end
+    self.index = index
+    local changes = blocking.diff(self, self:held(list), mark)
+    for _, change in ipairs(changes) do
+      if change.value == MISSING then change.value = nil end       -- deleted
+    end
+    if #changes > 0 then return changes end
+  end
 end
 
 -- ttl mode: one renew per interval for every key.  A session Consul no
@@ -188,6 +246,7 @@ return {
       ttl = config.service_ttl == "ttl" and math.max(10, (config.ttl + 999) // 1000) or nil,
       session_name = "registrar " .. config.hostname .. (prefix ~= "" and (" /" .. prefix) or ""),
     }, KV)
+    blocking.track_writes(kv, function(entry) return entry.value end)
     if kv.ttl then
       local id, err = kv:new_session()
       if not id then return nil, err end

@@ -104,16 +104,29 @@ end
 
 -- This host's document is no service: the agent and catalog modes keep it
 -- as a KV key, <prefix_hosts>/<hostname> without the leading '/', and
--- wrap the backend's register/deregister to put it there.
+-- wrap the backend's register/deregister to put it there.  A blocking
+-- query watches services or a key, not both: the document is read again
+-- whenever the services' watch comes back with nothing (every 10 minutes
+-- on an idle host), so one deleted by hand is back within that.
 function service.host_document(backend, client, config)
   local key = ((config.prefix_hosts or "/hosts"):gsub("/+$", "") .. "/" .. config.hostname):gsub("^/+", "")
   local path = "/v1/kv/" .. uri.escape_path(key)
-  local register, deregister, advertised = backend.register, backend.deregister, backend.advertised
+  local register, deregister, advertised, watch = backend.register, backend.deregister, backend.advertised,
+                                                   backend.watch
+  local seen
+  local function read_document()
+    local res, err = client:request { method = "GET", path = path .. "?raw" }
+    if not res then return nil, err end
+    if res.status == 200 then return res.body end
+    if res.status ~= 404 then return service.failure("GET " .. path, res) end
+    return false
+  end
   function backend.register(self, entry)
     if not entry.host then return register(self, entry) end
     local res, err = client:request { method = "PUT", path = path, body = entry.value }
     if not res then return nil, err end
     if res.status ~= 200 then return service.failure("PUT " .. path, res) end
+    seen = entry.value
     return true
   end
   function backend.deregister(self, entry)
@@ -121,16 +134,25 @@ function service.host_document(backend, client, config)
     local res, err = client:request { method = "DELETE", path = path }
     if not res then return nil, err end
     if res.status ~= 200 then return service.failure("DELETE " .. path, res) end
+    seen = false
     return true
   end
   function backend.advertised(self)
     local out, err = advertised(self)
     if not out then return nil, err end
-    local res, rerr = client:request { method = "GET", path = path .. "?raw" }
-    if not res then return nil, rerr end
-    if res.status == 200 then out["/" .. key] = res.body
-    elseif res.status ~= 404 then return service.failure("GET " .. path, res) end
+    local doc, derr = read_document()
+    if doc == nil then return nil, derr end
+    out["/" .. key], seen = doc or nil, doc
     return out
+  end
+  function backend.watch(self)
+    local changes, err = watch(self)
+    if not changes or #changes > 0 then return changes, err end
+    local doc, derr = read_document()
+    if doc == nil then return nil, derr end
+    if doc ~= seen then changes[1] = { key = "/" .. key, value = doc or nil } end
+    seen = doc
+    return changes
   end
   return backend
 end
