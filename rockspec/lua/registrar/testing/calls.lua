@@ -55,7 +55,8 @@ function calls.run(limits, tasks, fn, ...)
   local raised
   local co = coroutine.create(function(...)
     return xpcall(fn, function(err)
-      raised = describe(err, coroutine.running(), 2)
+      -- levels from here: where, describe, this handler, then the raiser
+      raised = describe(err, coroutine.running(), 4)
       return raised
     end, ...)
   end)
