@@ -64,6 +64,8 @@ function base64.decode(s)
   return table.concat(out)
 end
 
+modules.base64 = base64
+
 -- FNV-1a, 64 bits: Lua's integers wrap as the C unsigned long long does.
 local function digest(s)
   s = check_string(s, 1, "digest")
