@@ -120,7 +120,8 @@ function inspect.new(fields)
   for _, e in ipairs(fields.expose or {}) do
     local key = tostring(e):find("/", 1, true) and tostring(e) or (tostring(e) .. "/tcp")
     exposed[key] = json.object {}
-    if ports[key] == nil then ports[key] = json.null end
+    -- Docker lists an exposed port with no binding, but none at all under host networking
+    if ports[key] == nil and mode ~= "host" then ports[key] = json.null end
   end
   local state = fields.state or "running"
   local labels = json.object {}

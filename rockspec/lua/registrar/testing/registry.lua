@@ -139,12 +139,15 @@ end
 ---------------------------------------------------------------------------
 -- the backend, called as the engine calls it
 
--- A hook's outcome as the engine reads it: nothing or a true value is
--- success; nil or false and a message is a failure, and so is an error.
-local function outcome(ok, first, why)
-  if not ok then return nil, first end
-  if first == nil or first then return first == nil and true or first end
-  return nil, why or "failed without saying why"
+-- A hook's outcome as the engine reads it (backend.c, finish_call):
+-- nothing or a true value is success; nil or false (and a message) is a
+-- failure, and so is an error.
+local function outcome(ok, ...)
+  if not ok then return nil, (...) end
+  if select("#", ...) == 0 then return true end
+  local first, why = ...
+  if first then return first end
+  return nil, type(why) == "string" and why or "failed without a reason"
 end
 
 -- reg:open() -> the handle open(uri, config) returned, or nil and why.
@@ -249,6 +252,21 @@ end
 function Registry:sync(containers)
   local handle, why = self:open()
   if not handle then return nil, why end
+  local ttl = self.state.values.service_ttl == "ttl" and (self.state.values.ttl + 999) // 1000 or nil
+  -- ttl mode, as the engine's interval: what it holds is kept alive first
+  -- (refresh, else written again); a failed refresh has the next resync
+  -- write everything again
+  if ttl and self.audited then
+    if not handle.refresh then
+      self.rewrite = true
+    elseif not self.rewrite then
+      local ok, err = self:call("refresh", self.held or {})
+      if not ok then
+        self.rewrite = true
+        return nil, err
+      end
+    end
+  end
   local have = {}
   if handle.advertised then
     local got, err = self:call("advertised")
@@ -259,13 +277,14 @@ function Registry:sync(containers)
   local want, order, complete = self:wanted(containers)
   local host = self:host_entry(order, have)
   want[host.key], order[#order + 1] = host, host.key
-  local ttl = self.state.values.service_ttl == "ttl" and (self.state.values.ttl + 999) // 1000 or nil
-  local puts, deletes, kept = {}, {}, {}
+  self.audited = true
+  local puts, deletes, held = {}, {}, {}
   for _, key in ipairs(order) do
     local e = want[key]
     e.ttl = ttl
     local compare = type(e.compare) == "string" and e.compare or e.value
-    if have[key] ~= compare or (ttl and not handle.refresh) then puts[#puts + 1] = e else kept[#kept + 1] = e end
+    if have[key] ~= compare or self.rewrite then puts[#puts + 1] = e end
+    held[#held + 1] = e
   end
   if complete then
     for key, value in pairs(have) do
@@ -275,10 +294,7 @@ function Registry:sync(containers)
   end
   local ok, err = self:write(puts, deletes)
   if not ok then return nil, err end
-  if ttl and handle.refresh and #kept > 0 then
-    ok, err = self:call("refresh", kept)
-    if not ok then return nil, err end
-  end
+  self.rewrite, self.held = nil, held
   local summary = { registered = json.array {}, deregistered = json.array {} }
   for _, e in ipairs(puts) do summary.registered[#summary.registered + 1] = e.key end
   for _, e in ipairs(deletes) do summary.deregistered[#summary.deregistered + 1] = e.key end
