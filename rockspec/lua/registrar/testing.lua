@@ -91,7 +91,8 @@ Kit.__index = Kit
 -- testing.new(config[, options]) -> kit, or raises the line the daemon's
 -- start-up would print.  options: scripts (the default scripts' dir),
 -- files (path -> text: what registrar.file finds), echo_log (print the
--- scripts' log lines to stderr as they come).
+-- scripts' log lines to stderr as they come), container_id (the id of the
+-- container registrar runs in: registrar.host.container).
 function testing.new(given, options)
   given, options = given or {}, options or {}
   local values = config.build(given, options.origin)
@@ -99,7 +100,7 @@ function testing.new(given, options)
   for k in pairs(given) do keys[k] = true end
   local state = State.new(values, {
     scripts = options.scripts or testing.scripts_dir(), files = options.files, echo_log = options.echo_log,
-    given = keys, origin = options.origin,
+    container_id = options.container_id, given = keys, origin = options.origin,
   })
   return setmetatable({
     state = state, registrar = state.registrar, config = state.registrar.config,

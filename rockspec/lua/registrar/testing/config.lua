@@ -46,6 +46,7 @@ config.keys = {
   { "health", "choice", "require" },
   { "network", "string" },
   { "explicit", "bool", "false" },
+  { "register_self", "bool", "false" },
   { "concurrency", "count", "16", 1, 1024 },
   { "timeout", "ms", "5000", 100, 600000 },
   { "notify_wait", "ms", "500", 0, 600000 },

@@ -278,7 +278,7 @@ function modules.new(state)
     digest = digest,
     docker = new_docker(state),
     file = new_file(state),
-    host = { hostname = state.values.hostname, ipaddress = state.values.ipaddress },
+    host = { hostname = state.values.hostname, ipaddress = state.values.ipaddress, container = state.container_id },
     http = new_http(state),
     json = { encode = json.encode, decode = json.decode, array = json.array, object = json.object,
              is_array = json.is_array, null = json.null },

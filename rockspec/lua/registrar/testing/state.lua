@@ -104,7 +104,8 @@ end
 -- state.new(values, options) -> the loaded state, or raises what the
 -- daemon's start-up would print (without "registrar: ").
 -- values: registrar.testing.config.build's; options: {scripts, files,
--- echo_log, given (the keys set, for messages), origin}
+-- echo_log, container_id (the container registrar would run in), given
+-- (the keys set, for messages), origin}
 function State.new(values, options)
   local self = setmetatable({
     values = values,
@@ -115,6 +116,7 @@ function State.new(values, options)
     signals = {},
     tasks = setmetatable({}, { __mode = "k" }),
     echo_log = options.echo_log,
+    container_id = options.container_id,
     limits = { instructions = values.script_instructions, timeout_ms = values.script_timeout },
   }, State)
   local dir = options.scripts
