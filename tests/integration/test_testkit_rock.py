@@ -63,6 +63,17 @@ class InstalledRock(unittest.TestCase):
         self.assertEqual(self.make.returncode, 0, self.make.stdout + self.make.stderr)
         return os.path.join(self.tree, "share", "lua", "5.4")
 
+    def rock_env(self):
+        """The environment a team's shell has after
+        `eval "$(luarocks path --tree TREE)"`: the installed rock, nothing else."""
+        self.installed()
+        path = subprocess.run([LUAROCKS, "--lua-version", "5.4", "path", "--tree", self.tree],
+                              capture_output=True, text=True, env=self.env, check=True).stdout
+        env = dict(self.env)
+        for name, value in re.findall(r"^export (LUA_PATH|LUA_CPATH)='([^']*)'", path, re.M):
+            env[name] = value
+        return env
+
     def test_luarocks_make_installs_every_script_and_the_kit(self):
         lua_dir = self.installed()
         self.assertIn("registrar-scripts 0.1.0-1 is now installed", self.make.stdout)
@@ -81,12 +92,7 @@ class InstalledRock(unittest.TestCase):
             self.assertIn('testing.VERSION = "%s"' % version, f.read())
 
     def test_a_team_runs_busted_on_its_site_script_through_the_installed_rock(self):
-        self.installed()
-        path = subprocess.run([LUAROCKS, "--lua-version", "5.4", "path", "--tree", self.tree],
-                              capture_output=True, text=True, env=self.env, check=True).stdout
-        env = dict(self.env)
-        for name, value in re.findall(r"^export (LUA_PATH|LUA_CPATH)='([^']*)'", path, re.M):
-            env[name] = value
+        env = self.rock_env()
         self.assertIn(self.tree, env["LUA_PATH"])
         self.assertNotIn(SOURCE, env["LUA_PATH"])
         # a team's repository: its site script and its spec, nothing of registrar's source
@@ -101,12 +107,7 @@ class InstalledRock(unittest.TestCase):
 
     def test_the_installed_kit_fails_a_spec_that_expects_the_wrong_key(self):
         # the spec above proves something: a wrong expectation fails through the same rock
-        self.installed()
-        path = subprocess.run([LUAROCKS, "--lua-version", "5.4", "path", "--tree", self.tree],
-                              capture_output=True, text=True, env=self.env, check=True).stdout
-        env = dict(self.env)
-        for name, value in re.findall(r"^export (LUA_PATH|LUA_CPATH)='([^']*)'", path, re.M):
-            env[name] = value
+        env = self.rock_env()
         team = os.path.join(self.tmp.name, "team-wrong")
         os.makedirs(team, exist_ok=True)
         shutil.copy(os.path.join(SOURCE, "examples", "teams.lua"), team)

@@ -6,6 +6,8 @@
 
 local testing = require "registrar.testing"
 
+local support = require "support"
+local function site(text) return support.site_script(text, finally) end
 local json = testing.json
 
 local function kit_for(backend, more)
@@ -112,14 +114,7 @@ describe("a fake registry", function()
 
   it("prunes nothing while a container's naming fails: the entries may be its", function()
     local kit = testing.new { hostname = "web-3", ipaddress = "10.0.0.5", backend = "etcd://10.0.0.9:2379",
-                              script = (function()
-                                local path = os.tmpname()
-                                local f = assert(io.open(path, "w"))
-                                f:write 'local r = require "registrar"\nfunction key(s) if s.container.name == "/api" then error("broken") end return r.default.key(s) end'
-                                f:close()
-                                finally(function() os.remove(path) end)
-                                return path
-                              end)() }
+                              script = site 'local r = require "registrar"\nfunction key(s) if s.container.name == "/api" then error("broken") end return r.default.key(s) end' }
     local reg = kit:registry()
     reg.server:put { key = kit.registrar.base64.encode "/hosts/web-3/keys/services/gone",
                      value = kit.registrar.base64.encode(json.encode { key = "/services/gone", value = "x" }) }
@@ -131,16 +126,12 @@ describe("a fake registry", function()
   end)
 
   it("runs changed() after a sync that wrote something, where it may signal a container", function()
-    local path = os.tmpname()
-    local f = assert(io.open(path, "w"))
-    f:write [[
+    local path = site [[
       local registrar = require "registrar"
       function changed(summary)
         registrar.docker.signal("nginx-proxy", "HUP")
         registrar.log.info("changed: %d registered", #summary.registered)
       end]]
-    f:close()
-    finally(function() os.remove(path) end)
     local kit = testing.new { hostname = "web-3", ipaddress = "10.0.0.5", script = path }
     local reg = kit:registry()
     assert(reg:sync { web })
@@ -151,9 +142,7 @@ describe("a fake registry", function()
   end)
 
   it("answers a backend a site script defines with the function it is given", function()
-    local path = os.tmpname()
-    local f = assert(io.open(path, "w"))
-    f:write [[
+    local path = site [[
       local registrar = require "registrar"
       registrar.backends.webhook = { open = function(uri)
         return {
@@ -164,8 +153,6 @@ describe("a fake registry", function()
           end,
           deregister = function() return true end,
         } end }]]
-    f:close()
-    finally(function() os.remove(path) end)
     local kit = testing.new { hostname = "web-3", ipaddress = "10.0.0.5", script = path, backend = "webhook://hooks:8080/in" }
     local reg = kit:registry { server = function() return { status = 202 } end }
     assert(reg:sync { web })

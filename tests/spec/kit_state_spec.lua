@@ -4,16 +4,10 @@
 
 local testing = require "registrar.testing"
 
-local scripts = require("support").scripts
+local support = require "support"
 
-local function site(text)
-  local path = os.tmpname()
-  local f = assert(io.open(path, "w"))
-  f:write(text)
-  f:close()
-  finally(function() os.remove(path) end)
-  return path
-end
+local scripts = support.scripts
+local function site(text) return support.site_script(text, finally) end
 
 local web = testing.container { name = "web", image = "nginx", env = { ENVIRONMENT = "prod" }, ports = { "49155:80" } }
 

@@ -46,82 +46,79 @@ local WORDS = { nonode = "no node", nodeexists = "node exists", badversion = "ba
 local Session = {}
 Session.__index = Session
 
-function Session:fail(op, path, code) return failure(op, path, code, WORDS[code]) end
+local function fail(op, path, code) return failure(op, path, code, WORDS[code]) end
 
-function Session:call(op, path, ...)
-  self.guard("z:" .. op)
-  self.requests[#self.requests + 1] = { op = op, path = path, args = table.pack(...) }
-  if type(path) ~= "string" or path:sub(1, 1) ~= "/" or (path ~= "/" and path:sub(-1) == "/") then
-    return failure(op, tostring(path), "error", "bad arguments")
-  end
-end
+local function bad_version(node, version) return version and version ~= -1 and version ~= node.version end
 
-function Session:create(path, data, opts)
-  local a, b, c = self:call("create", path, data, opts)
-  if b then return a, b, c end
+-- What each call does to the tree, once the guard has let it through.
+local calls = {}
+
+function calls.create(z, tree, path, data, opts)
   opts = opts or {}
-  local tree = self.tree
-  if tree.nodes[path] then return self:fail("create", path, "nodeexists") end
+  if tree.nodes[path] then return fail("create", path, "nodeexists") end
   local up = parent(path) == "" and "/" or parent(path)
   if not tree.nodes[up] then
-    if not opts.parents then return self:fail("create", path, "nonode") end
+    if not opts.parents then return fail("create", path, "nonode") end
     local p = ""
     for segment in up:gmatch("[^/]+") do
       p = p .. "/" .. segment
       if not tree.nodes[p] then
         if tree.nodes[parent(p) == "" and "/" or parent(p)].owner ~= 0 then
-          return self:fail("create", path, "nochildrenforephemerals")
+          return fail("create", path, "nochildrenforephemerals")
         end
         tree.zxid = tree.zxid + 1
         tree.nodes[p] = { data = "", version = 0, owner = 0, zxid = tree.zxid }
       end
     end
   end
-  if tree.nodes[up].owner ~= 0 then return self:fail("create", path, "nochildrenforephemerals") end
+  if tree.nodes[up].owner ~= 0 then return fail("create", path, "nochildrenforephemerals") end
   tree.zxid = tree.zxid + 1
-  tree.nodes[path] = { data = data or "", version = 0, owner = opts.ephemeral and self.session or 0, zxid = tree.zxid }
+  tree.nodes[path] = { data = data or "", version = 0, owner = opts.ephemeral and z.session or 0, zxid = tree.zxid }
   return path
 end
 
-function Session:get(path)
-  local a, b, c = self:call("get", path)
-  if b then return a, b, c end
-  if not self.tree.nodes[path] then return self:fail("get", path, "nonode") end
-  return self.tree.nodes[path].data, self.tree:stat(path)
+function calls.get(_, tree, path)
+  if not tree.nodes[path] then return fail("get", path, "nonode") end
+  return tree.nodes[path].data, tree:stat(path)
 end
 
-function Session:set(path, data, version)
-  local a, b, c = self:call("set", path, data, version)
-  if b then return a, b, c end
-  local node = self.tree.nodes[path]
-  if not node then return self:fail("set", path, "nonode") end
-  if version and version ~= -1 and version ~= node.version then return self:fail("set", path, "badversion") end
+function calls.set(_, tree, path, data, version)
+  local node = tree.nodes[path]
+  if not node then return fail("set", path, "nonode") end
+  if bad_version(node, version) then return fail("set", path, "badversion") end
   node.data, node.version = data, node.version + 1
-  return self.tree:stat(path)
+  return tree:stat(path)
 end
 
-function Session:delete(path, version)
-  local a, b, c = self:call("delete", path, version)
-  if b then return a, b, c end
-  local node = self.tree.nodes[path]
-  if not node then return self:fail("delete", path, "nonode") end
-  if version and version ~= -1 and version ~= node.version then return self:fail("delete", path, "badversion") end
-  if #self.tree:children_of(path) > 0 then return self:fail("delete", path, "notempty") end
-  self.tree.nodes[path] = nil
+function calls.delete(_, tree, path, version)
+  local node = tree.nodes[path]
+  if not node then return fail("delete", path, "nonode") end
+  if bad_version(node, version) then return fail("delete", path, "badversion") end
+  if #tree:children_of(path) > 0 then return fail("delete", path, "notempty") end
+  tree.nodes[path] = nil
   return true
 end
 
-function Session:children(path)
-  local a, b, c = self:call("children", path)
-  if b then return a, b, c end
-  if not self.tree.nodes[path] then return self:fail("children", path, "nonode") end
-  return self.tree:children_of(path)
+function calls.children(_, tree, path)
+  if not tree.nodes[path] then return fail("children", path, "nonode") end
+  return tree:children_of(path)
 end
 
-function Session:exists(path)
-  local a, b, c = self:call("exists", path)
-  if b then return a, b, c end
-  return self.tree.nodes[path] and self.tree:stat(path) or false
+function calls.exists(_, tree, path)
+  return tree.nodes[path] and tree:stat(path) or false
+end
+
+-- z:create(...), z:get(...), …: only from a backend hook (the guard
+-- raises otherwise, as the engine's registrar.zk), each one recorded.
+for op, call in pairs(calls) do
+  Session[op] = function(self, path, ...)
+    self.guard("z:" .. op)
+    self.requests[#self.requests + 1] = { op = op, path = path, args = table.pack(...) }
+    if type(path) ~= "string" or path:sub(1, 1) ~= "/" or (path ~= "/" and path:sub(-1) == "/") then
+      return failure(op, tostring(path), "error", "bad arguments")
+    end
+    return call(self, self.tree, path, ...)
+  end
 end
 
 function Session:id() return self.session end
