@@ -16,9 +16,9 @@ if(DOCKER_CLI)
             --message "registrar ${PROJECT_VERSION}, from packaging/image/build-rootfs.sh"
             ${CMAKE_BINARY_DIR}/image-rootfs.tar ${REGISTRAR_IMAGE}
     COMMAND ${CMAKE_COMMAND} -E remove ${CMAKE_BINARY_DIR}/image-rootfs.tar
-    DEPENDS registrar
     COMMENT "Importing ${REGISTRAR_IMAGE} into the Docker of DOCKER_HOST"
     VERBATIM)
+  add_dependencies(image registrar)   # the binary as this build makes it
 else()
   add_custom_target(image
     COMMAND ${CMAKE_COMMAND} -E echo "image: no docker CLI found (apt-get install docker.io)"
