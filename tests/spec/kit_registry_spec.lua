@@ -37,8 +37,8 @@ describe("a fake registry", function()
           table.sort(keys)
           assert.same({ "/hosts/web-3", WEB_KEY, API_KEY }, keys)
           local second = assert(reg:sync { web, api })
-          -- ttl mode without refresh() (etcd v2, the file): everything is written again
-          local rewrites = mode == "ttl" and (backend:find("^etcd2") or backend:find("^file"))
+          -- ttl mode with a backend that has no refresh() (the file): everything is written again
+          local rewrites = mode == "ttl" and reg.handle.refresh == nil
           assert.same(rewrites and first.registered or {}, second.registered)
           local third = assert(reg:sync { web })
           assert.same({ API_KEY }, third.deregistered)
@@ -68,6 +68,45 @@ describe("a fake registry", function()
     for _, r in ipairs(reg.requests) do if r.method == "PUT" and r.path:find("/v2/keys/services", 1, true) then put = r end end
     assert.equal("http://10.0.0.9:2379/v2/keys" .. WEB_KEY, put.url)
     assert.matches("^value=%%7B", put.body)
+  end)
+
+  it("answers etcd v2's prevExist and refresh=true as etcd 3.4 does", function()
+    local etcd = kit_for("etcd2://10.0.0.9:2379"):registry().server
+    local function put(key, body)
+      local res = etcd:handle { method = "PUT", path = "/v2/keys" .. key, query = {}, body = body, headers = {} }
+      return res.status, json.decode(res.body)
+    end
+    local function refused(key, body)
+      local status, doc = put(key, body)
+      return { status, doc.errorCode }
+    end
+    assert.equal(201, (put("/a/b", "value=x&ttl=30")))
+    local status, doc = put("/a/b", "ttl=40&refresh=true&prevExist=true")
+    assert.same({ 200, "update", "x" }, { status, doc.action, doc.node.value })   -- the value stays
+    assert.equal(40, etcd.v2.leaves["/a/b"].ttl)
+    assert.same({ 404, 100 }, refused("/a/c", "ttl=40&refresh=true"))
+    assert.same({ 400, 211 }, refused("/a/b", "ttl=40&refresh=true&value=y"))
+    assert.same({ 400, 212 }, refused("/a/b", "refresh=true"))
+    assert.same({ 412, 105 }, refused("/a/b", "value=z&prevExist=false"))
+    status, doc = put("/a/d", "value=z&prevExist=false")
+    assert.same({ 201, "create" }, { status, doc.action })
+    assert.equal("x", etcd.v2.leaves["/a/b"].value)
+  end)
+
+  it("calls no watch(): the fakes answer at once, so a spec resyncs instead", function()
+    local path = site [[
+      local registrar = require "registrar"
+      registrar.backends.watched = { open = function()
+        return {
+          register = function() return true end, deregister = function() return true end,
+          watch = function() error("the kit called watch()") end,
+        } end }]]
+    local kit = testing.new { hostname = "web-3", ipaddress = "10.0.0.5", script = path, backend = "watched://x" }
+    local reg = kit:registry { server = function() return { status = 200 } end }
+    assert(reg:sync { web })
+    local ok, why = reg:call("watch")
+    assert.is_nil(ok)
+    assert.matches("answer no watch()", why, 1, true)
   end)
 
   it("shows what the Consul agent backend sends, and lists the service as Consul would", function()

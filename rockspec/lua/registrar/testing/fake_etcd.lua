@@ -1,8 +1,10 @@
 -- An etcd that answers as etcd 3.4 does for what the bundled backend asks:
--- GET /version; the v2 keys API (PUT, DELETE, DELETE ?dir=true, GET
--- ?recursive=true); the v3 JSON gateway (kv/txn, kv/range, kv/put,
--- kv/deleterange, lease/grant, lease/keepalive, auth/authenticate).  The
--- two keyspaces are apart, as in etcd 3.4.  Values are kept in memory.
+-- GET /version; the v2 keys API (PUT, with prevExist and refresh=true;
+-- DELETE, DELETE ?dir=true, GET ?recursive=true; X-Etcd-Index); the v3
+-- JSON gateway (kv/txn, kv/range, kv/put, kv/deleterange, lease/grant,
+-- lease/keepalive, auth/authenticate).  The two keyspaces are apart, as
+-- in etcd 3.4.  Values are kept in memory.  No watches: the kit never
+-- calls a backend's watch().
 --
 -- options: version ("3.4.23"; "2.3.8" for a v2-only server), users
 -- ({name = password}: v3 asks for a token, v2 for basic auth).
@@ -89,11 +91,21 @@ function Etcd:keys_api(method, key, query, body)
     for _, dir in ipairs(parents(key)) do
       if self.v2.leaves[dir] then return v2_error(400, 104, "Not a directory", dir) end
     end
+    local values, leaf = form(body), self.v2.leaves[key]
+    local exist, refresh = query.prevExist or values.prevExist, (query.refresh or values.refresh) == "true"
+    -- refresh=true: a new ttl for a key that is there, its value left as it is
+    if refresh and values.value then return v2_error(400, 211, "Value provided on refresh", key) end
+    if refresh and not tonumber(values.ttl) then return v2_error(400, 212, "A TTL must be provided on refresh", key) end
+    if not leaf and (exist == "true" or refresh) then return v2_error(404, 100, "Key not found", key) end
+    if leaf and exist == "false" then return v2_error(412, 105, "Key already exists", key) end
+    local action = exist == "true" and "update" or exist == "false" and "create" or "set"
+    if refresh then
+      leaf.ttl, leaf.index = tonumber(values.ttl), self.revision
+      return answer(200, { action = action, node = self:v2_node(key) })
+    end
     for _, dir in ipairs(parents(key)) do self.v2.dirs[dir] = true end
-    local values = form(body)
-    local existed = self.v2.leaves[key] ~= nil
     self.v2.leaves[key] = { value = values.value or "", index = self.revision, ttl = tonumber(values.ttl) }
-    return answer(existed and 200 or 201, { action = "set", node = self:v2_node(key) })
+    return answer(leaf and 200 or 201, { action = action, node = self:v2_node(key) })
   elseif method == "DELETE" then
     if self.v2.leaves[key] then
       self.v2.leaves[key] = nil
@@ -264,7 +276,9 @@ function Etcd:handle(r)
         return v2_error(401, 110, "The request requires user authentication", key)
       end
     end
-    return self:keys_api(r.method, key, r.query, r.body)
+    local res = self:keys_api(r.method, key, r.query, r.body)
+    res.headers["x-etcd-index"] = tostring(self.revision)   -- where a v2 watch would go on from
+    return res
   end
   local base = v3_base(self.version)
   local method = base and r.path:sub(1, #base + 1) == base .. "/" and r.path:sub(#base + 2)
