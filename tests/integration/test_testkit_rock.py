@@ -36,7 +36,7 @@ def lua_files(top):
 
 
 @unittest.skipUnless(LUAROCKS and LUA and BUSTED, "luarocks, lua5.4 and busted are needed "
-                                                  "(apt-get install luarocks lua5.4 lua-busted lua-cjson)")
+                                                  "(apt-get install luarocks lua5.4 liblua5.4-dev lua-busted lua-cjson)")
 class InstalledRock(unittest.TestCase):
     maxDiff = None
 
