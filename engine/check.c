@@ -1,6 +1,8 @@
 /* check.c: `registrar check`: the live containers (read by the same
  * watcher `run` uses) or a file of `docker inspect` answers, through the
- * naming hooks, printed.  Writes to no registry. */
+ * naming hooks, printed as text or (--json) as one JSON document, the
+ * form the site-script test kit's agreement test reads.  Writes to no
+ * registry. */
 #include "check.h"
 
 #include <cjson/cJSON.h>
@@ -11,6 +13,7 @@
 
 #include "core/config.h"
 #include "core/json.h"
+#include "core/log.h"
 #include "core/loop.h"
 #include "core/map.h"
 #include "docker/container.h"
@@ -24,38 +27,89 @@ struct check {
     struct script *script;
     cJSON *containers;          /* id -> container, from Docker */
     struct map *holders;        /* key -> "/name (id)" of the container that holds it */
+    cJSON *report;              /* --json: the list of containers; NULL for text */
+    int reported;
     int errors;
 };
 
-static void print_services(struct check *k, const cJSON *container)
+/* --json: this container's object in the report, {"index": n}; NULL for text. */
+static cJSON *report_item(struct check *k)
+{
+    cJSON *item;
+    k->reported++;
+    if (k->report == NULL)
+        return NULL;
+    item = cJSON_CreateObject();
+    cJSON_AddNumberToObject(item, "index", k->reported);
+    cJSON_AddItemToArray(k->report, item);
+    return item;
+}
+
+static void report_entry(cJSON *item, const struct naming_entry *e)
+{
+    cJSON *entries = cJSON_GetObjectItemCaseSensitive(item, "entries"), *out = cJSON_CreateObject();
+    if (e->name != NULL)
+        cJSON_AddStringToObject(out, "name", e->name);
+    cJSON_AddStringToObject(out, "key", e->key);
+    cJSON_AddStringToObject(out, "value", e->value);
+    cJSON_AddItemToArray(entries, out);
+}
+
+static void report_warning(cJSON *item, const char *text)
+{
+    cJSON *warnings = cJSON_GetObjectItemCaseSensitive(item, "warnings");
+    if (warnings == NULL)
+        warnings = cJSON_AddArrayToObject(item, "warnings");
+    cJSON_AddItemToArray(warnings, cJSON_CreateString(text));
+}
+
+/* item: the container's object in the --json report, NULL for text. */
+static void print_services(struct check *k, const cJSON *container, cJSON *item)
 {
     const cJSON *name = cJSON_GetObjectItemCaseSensitive(container, "name");
     const cJSON *id = cJSON_GetObjectItemCaseSensitive(container, "id");
     struct naming_entry *e;
     int n;
-    char err[1024], who[300];
+    char err[1024], who[300], warning[1500];
 
     snprintf(who, sizeof who, "%s (%.12s)", cJSON_IsString(name) ? name->valuestring : "?",
              cJSON_IsString(id) ? id->valuestring : "?");
-    printf("container %s\n", who);
+    if (item != NULL)
+        cJSON_AddStringToObject(item, "container", who);
+    else
+        printf("container %s\n", who);
     if (naming_entries(k->script, container, &e, &n, err, sizeof err) < 0) {
-        printf("  error: %s\n", err);
+        if (item != NULL)
+            cJSON_AddStringToObject(item, "error", err);
+        else
+            printf("  error: %s\n", err);
         k->errors++;
         return;
     }
-    if (n == 0)
+    if (item != NULL)
+        cJSON_AddArrayToObject(item, "entries");
+    else if (n == 0)
         printf("  (no services)\n");
     for (int i = 0; i < n; i++) {
         const char *holder = map_get(k->holders, e[i].key);
-        if (e[i].name != NULL)
-            printf("  name  %s\n", e[i].name);
-        printf("  key   %s\n  value %s\n", e[i].key, e[i].value);
+        if (item != NULL) {
+            report_entry(item, &e[i]);
+        } else {
+            if (e[i].name != NULL)
+                printf("  name  %s\n", e[i].name);
+            printf("  key   %s\n  value %s\n", e[i].key, e[i].value);
+        }
         /* as `run` decides: the first container keeps it, this one waits */
-        if (holder != NULL)
-            printf("  warning: key %s is named by containers %s and %s; keeping it for the first\n",
-                   e[i].key, holder, who);
-        else
+        if (holder == NULL) {
             map_put(k->holders, e[i].key, strdup(who), NULL);
+            continue;
+        }
+        snprintf(warning, sizeof warning, "key %s is named by containers %s and %s; keeping it for the first",
+                 e[i].key, holder, who);
+        if (item != NULL)
+            report_warning(item, warning);
+        else
+            printf("  warning: %s\n", warning);
     }
     naming_entries_free(k->script, e, n);
 }
@@ -96,15 +150,21 @@ static int check_file(struct check *k, const char *path)
     cJSON_ArrayForEach(item, list) {
         struct container_notes notes = { .count = 0 };
         cJSON *c = container_from_inspect(item, NULL, &notes, err, sizeof err);
+        cJSON *out = report_item(k);
         i++;
         if (c == NULL) {
-            printf("container #%d of %s\n  error: %s\n", i, path, err);
+            if (out != NULL)
+                cJSON_AddStringToObject(out, "error", err);
+            else
+                printf("container #%d of %s\n  error: %s\n", i, path, err);
             k->errors++;
             continue;
         }
-        if (notes.count > 0)
+        if (notes.count > 0 && out != NULL)
+            cJSON_AddStringToObject(out, "note", container_notes_text(&notes, err, sizeof err));
+        else if (notes.count > 0)
             printf("container #%d of %s\n  note: %s\n", i, path, container_notes_text(&notes, err, sizeof err));
-        print_services(k, c);
+        print_services(k, c, out);
         cJSON_Delete(c);
     }
     cJSON_Delete(list);
@@ -154,18 +214,32 @@ static int check_live(struct check *k, struct config *c)
     loop_run(k->lp);
     watch_free(w);
     cJSON_ArrayForEach(item, k->containers)
-        print_services(k, item);
+        print_services(k, item, report_item(k));
     cJSON_Delete(k->containers);
     return 0;
 }
 
-int check_run(struct config *c, const char *containers_file)
+static void print_report(struct check *k)
+{
+    cJSON *doc = cJSON_CreateObject();
+    char *text;
+    cJSON_AddItemToObject(doc, "containers", k->report);
+    text = cJSON_PrintUnformatted(doc);
+    if (text != NULL)
+        printf("%s\n", text);
+    free(text);
+    cJSON_Delete(doc);
+}
+
+int check_run(struct config *c, const char *containers_file, bool as_json)
 {
     struct check k = { 0 };
     struct script_options so = { .config = c };
     char err[1024];
     int rc;
 
+    if (as_json)
+        log_to_stderr();        /* before the scripts load: they may log */
     k.script = script_load(&so, err, sizeof err);
     if (k.script == NULL) {
         fprintf(stderr, "registrar: %s\n", err);
@@ -173,7 +247,13 @@ int check_run(struct config *c, const char *containers_file)
     }
     k.lp = loop_new();
     k.holders = map_new();
+    if (as_json)
+        k.report = cJSON_CreateArray();
     rc = containers_file ? check_file(&k, containers_file) : check_live(&k, c);
+    if (k.report != NULL && rc == 0)
+        print_report(&k);
+    else
+        cJSON_Delete(k.report);
     map_free(k.holders, free);
     loop_free(k.lp);
     script_free(k.script);

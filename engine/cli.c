@@ -13,7 +13,7 @@ struct option_spec {
     const char *help;
 };
 
-enum { OPT_CONFIG = -1, OPT_ENV_FILE = -2, OPT_DEBUG = -3, OPT_HELP = -4, OPT_CONTAINERS = -5 };
+enum { OPT_CONFIG = -1, OPT_ENV_FILE = -2, OPT_DEBUG = -3, OPT_HELP = -4, OPT_CONTAINERS = -5, OPT_JSON = -6 };
 
 static const struct option_spec options[] = {
     { 'c', "config", OPT_CONFIG, "FILE", "YAML configuration file" },
@@ -32,6 +32,7 @@ static const struct option_spec options[] = {
     { 0, "log-level", CK_LOG_LEVEL, "LEVEL", "debug, info, warn or error (LOGLEVEL)" },
     { 0, "listen", CK_LISTEN, "ADDR", "serve /health, /metrics, /services; status: ask there (LISTEN)" },
     { 0, "containers", OPT_CONTAINERS, "FILE", "check: a JSON list of `docker inspect` results" },
+    { 0, "json", OPT_JSON, NULL, "check: print one JSON document, the log on stderr" },
     { 'h', "help", OPT_HELP, NULL, "this help" },
 };
 
@@ -70,6 +71,7 @@ static int take_option(struct cli *cli, const struct option_spec *o, const char 
     case OPT_CONFIG: cli->config_file = value; return 0;
     case OPT_ENV_FILE: cli->env_file = value; return 0;
     case OPT_CONTAINERS: cli->containers = value; return 0;
+    case OPT_JSON: cli->json = true; return 0;
     case OPT_HELP: cli->help = true; return 0;
     case OPT_DEBUG: return add_flag(cli, CK_LOG_LEVEL, "debug", shown, err, errlen);
     default: return add_flag(cli, o->key, value, shown, err, errlen);
@@ -142,7 +144,7 @@ void cli_usage(const char *command)
                "Watches Docker and keeps the registry equal to this host's running\n"
                "containers' published ports, until SIGTERM or SIGINT.\n\n");
     else if (command != NULL && strcmp(command, "check") == 0)
-        printf("usage: registrar check [--containers FILE] [options]\n\n"
+        printf("usage: registrar check [--containers FILE] [--json] [options]\n\n"
                "Loads the configuration and scripts, reads the running containers (or\n"
                "FILE, a JSON list of `docker inspect` results) and prints the services,\n"
                "keys and documents that would be written.  Touches no registry.\n\n");

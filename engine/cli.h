@@ -20,6 +20,7 @@ struct cli {
     const char *config_file;    /* -c */
     const char *env_file;       /* -e */
     const char *containers;     /* check --containers FILE */
+    bool json;                  /* check --json */
     bool help;
     struct cli_flag flags[CLI_MAX_FLAGS];
     int nflags;

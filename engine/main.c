@@ -45,7 +45,7 @@ static int run_command(const struct cli *cli)
     else if (strcmp(cli->command, "status") == 0)
         rc = status_run(&c);
     else
-        rc = check_run(&c, cli->containers);
+        rc = check_run(&c, cli->containers, cli->json);
     log_close();
     config_free(&c);
     return rc;
@@ -78,6 +78,10 @@ int main(int argc, char **argv)
     if (strcmp(cli.command, "check") != 0 && cli.containers != NULL) {
         fprintf(stderr, "registrar: --containers is an option of `registrar check`; `%s` reads Docker\n",
                 cli.command);
+        return 2;
+    }
+    if (strcmp(cli.command, "check") != 0 && cli.json) {
+        fprintf(stderr, "registrar: --json is an option of `registrar check`, not of `%s`\n", cli.command);
         return 2;
     }
     curl_global_init(CURL_GLOBAL_DEFAULT);

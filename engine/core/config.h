@@ -79,6 +79,7 @@ struct config {
     enum health_mode health;
     char *network;              /* register container IPs on this network */
     bool explicit_only;         /* only containers that name their service */
+    bool register_self;         /* the container registrar runs in gets services too */
     long concurrency;
     long timeout_ms;
     long notify_wait_ms;        /* quiet before changed() runs */

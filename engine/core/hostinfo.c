@@ -1,6 +1,7 @@
-/* hostinfo.c: defaults for `hostname` and `ipaddress`.  No packet leaves
- * the machine: the address comes from the routing table and the
- * interfaces, not from connecting anywhere. */
+/* hostinfo.c: defaults for `hostname` and `ipaddress`, and the container
+ * registrar runs in, if any.  No packet leaves the machine: the address
+ * comes from the routing table and the interfaces, not from connecting
+ * anywhere. */
 #include "core/hostinfo.h"
 
 #include <arpa/inet.h>
@@ -44,6 +45,37 @@ static int default_route_interface(char *ifname, size_t len)
             found = 0;
         }
     }
+    fclose(f);
+    return found;
+}
+
+/* A path component of exactly 64 hex digits: a container id. */
+static int container_id_in(const char *path, char *buf, size_t len)
+{
+    for (const char *p = path; (p = strchr(p, '/')) != NULL; p++) {
+        if (strcspn(p + 1, "/") == 64 && strspn(p + 1, "0123456789abcdef") >= 64) {
+            snprintf(buf, len, "%.64s", p + 1);
+            return 0;
+        }
+    }
+    return -1;
+}
+
+/* Docker and Podman bind-mount a file of their own over /etc/hostname;
+ * mountinfo's fourth field is its path on the host's file system.  (The
+ * cgroup path no longer names the container under cgroup v2 namespaces,
+ * and HOSTNAME is whatever --hostname said.) */
+int hostinfo_container_id(const char *mountinfo, char *buf, size_t len)
+{
+    FILE *f = fopen(mountinfo, "r");
+    char line[4096], root[2048], point[256];
+    int found = -1;
+
+    if (f == NULL)
+        return -1;
+    while (found < 0 && fgets(line, sizeof line, f))
+        if (sscanf(line, "%*s %*s %*s %2047s %255s", root, point) == 2 && strcmp(point, "/etc/hostname") == 0)
+            found = container_id_in(root, buf, len);
     fclose(f);
     return found;
 }

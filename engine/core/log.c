@@ -13,6 +13,7 @@
 #include "core/text.h"
 
 static FILE *log_file;
+static bool log_on_stderr;
 static enum log_level log_threshold = LOG_INFO;
 static bool log_as_json;
 
@@ -34,6 +35,8 @@ int log_open(const char *path, char *err, size_t errlen)
     log_file = f;
     return 0;
 }
+
+void log_to_stderr(void) { log_on_stderr = true; }
 
 void log_close(void)
 {
@@ -92,7 +95,7 @@ static void write_json_string(FILE *out, const char *s)
 
 static void log_vwrite(enum log_level level, const char *fmt, va_list ap)
 {
-    FILE *out = log_file ? log_file : stdout;
+    FILE *out = log_file ? log_file : log_on_stderr ? stderr : stdout;
     struct timeval tv;
     struct tm tm;
     char stamp[32], msg[4096];

@@ -15,6 +15,8 @@ struct log_trouble {
 };
 
 int log_open(const char *path, char *err, size_t errlen);
+/* Lines to stderr instead of stdout: `check --json` keeps stdout for its document. */
+void log_to_stderr(void);
 void log_close(void);
 void log_set_level(enum log_level level);
 /* One JSON object a line, {"time", "level", "msg"}, for log shippers. */

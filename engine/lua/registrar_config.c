@@ -5,6 +5,7 @@
 #include <lauxlib.h>
 
 #include "core/config.h"
+#include "core/hostinfo.h"
 #include "lua/modules.h"
 #include "lua/registrar_json.h"
 
@@ -127,12 +128,18 @@ int registrar_config_open(lua_State *L, const struct registrar_env *env)
     return 1;
 }
 
+/* registrar.host: {hostname, ipaddress, container}; container is the id
+ * of the container registrar runs in (the pipeline skips it unless
+ * register_self), absent outside one. */
 int registrar_host_open(lua_State *L, const struct registrar_env *env)
 {
+    char id[65];
     lua_newtable(L);
     if (env != NULL && env->config != NULL) {
         set_string_field(L, "hostname", env->config->hostname);
         set_string_field(L, "ipaddress", env->config->ipaddress);
+        if (hostinfo_container_id("/proc/self/mountinfo", id, sizeof id) == 0)
+            set_string_field(L, "container", id);
     }
     return 1;
 }

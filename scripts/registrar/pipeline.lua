@@ -28,9 +28,14 @@ local function fail(fn, message, ...)
 end
 
 -- Paused and, unless health is ignored, not-yet-healthy containers cannot
--- serve: they have no services until that changes.
+-- serve: they have no services until that changes.  Nor does the container
+-- registrar itself runs in (registrar.host.container), unless register_self:
+-- its image publishes nothing a registry wants.
 local function serving(container)
   if container.state == "paused" then return false end
+  if container.id ~= nil and container.id == registrar.host.container and not registrar.config.register_self then
+    return false
+  end
   local health = container.health
   if health and health ~= "healthy" and registrar.config.health ~= "ignore" then
     return false

@@ -178,6 +178,41 @@ class Check(unittest.TestCase):
         self.assertEqual(r.returncode, 1)
         self.assertIn("not JSON: byte 3 of 9 is wrong", r.stderr)
 
+    def test_json_is_one_document_with_the_log_on_stderr(self):
+        t = TempDir(self)
+        site = t.file("site.lua", 'local registrar = require "registrar"\n'
+                                  'registrar.log.warn("site script loaded")\n'
+                                  'function key(service)\n'
+                                  '  if service.port == "7001" then error("no peers here") end\n'
+                                  '  return registrar.default.key(service)\n'
+                                  'end\n')
+        worked = os.path.join(FIXTURES, "worked-example.json")
+        r = registrar("check", "--json", "--script", site, "--containers", worked)
+        # a failed hook fails the check, as without --json
+        self.assertEqual(r.returncode, 1, r.stderr)
+        report = json.loads(r.stdout)
+        self.assertEqual(len(report["containers"]), 1)
+        c = report["containers"][0]
+        self.assertEqual((c["index"], c["container"]), (1, "/jovial_albattani (50ccf6e665e0)"))
+        self.assertIn(f"{site}:4: no peers here", c["error"])
+        self.assertNotIn("entries", c)
+        self.assertIn("site script loaded", r.stderr)
+        self.assertNotIn("site script loaded", r.stdout)
+        # without the fault: the entries the text form prints
+        text = registrar("check", "--containers", worked).stdout
+        r = registrar("check", "--json", "--containers", worked)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        entries = json.loads(r.stdout)["containers"][0]["entries"]
+        self.assertEqual([e["key"] for e in entries],
+                         [line.split()[1] for line in text.splitlines() if line.startswith("  key ")])
+        self.assertEqual(entries[0]["name"], "etcd-4001")
+        self.assertEqual(json.loads(entries[0]["value"])["host_port"], "49155")
+
+    def test_json_belongs_to_check_alone(self):
+        r = registrar("run", "--json")
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("--json is an option of `registrar check`, not of `run`", r.stderr)
+
 
 if __name__ == "__main__":
     unittest.main()

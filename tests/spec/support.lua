@@ -73,6 +73,18 @@ function support.keys_of(entries)
   return out
 end
 
+-- A site script of the given text in a temporary file; returns its path.
+-- finally: busted's, which a spec sees and this module does not; the file
+-- is removed when the spec ends.
+function support.site_script(text, finally)
+  local path = os.tmpname()
+  local f = assert(io.open(path, "w"))
+  f:write(text)
+  f:close()
+  finally(function() os.remove(path) end)
+  return path
+end
+
 -- Captures registrar.log output for the duration of fn.
 function support.capture_log(fn)
   local lines, saved = {}, {}

@@ -10,6 +10,7 @@
 #include "check.h"
 #include "cli.h"
 #include "core/config.h"
+#include "core/hostinfo.h"
 #include "lua/modules.h"
 
 static char tmpdir[] = "/tmp/registrar-config-test-XXXXXX";
@@ -584,12 +585,41 @@ static void test_overridden_bad_value_is_fine(void)
     config_free(&c);
 }
 
+/* The container registrar runs in, from the source of its /etc/hostname
+ * bind mount: Docker's and Podman's layouts, and none outside a container. */
+static void test_container_id_from_mountinfo(void)
+{
+    const char *id = "3f2ad1a466ff0c1e8a8ff1c6a1dd4a3d0a5c30f7e1c3b3e6f0d2a9a1b8c7d6e5";
+    char text[2048], got[65];
+    snprintf(text, sizeof text,
+             "22 1 254:1 / / rw,relatime - ext4 /dev/vda1 rw\n"
+             "812 790 254:1 /var/lib/docker/containers/%s/resolv.conf /etc/resolv.conf rw - ext4 /dev/vda1 rw\n"
+             "813 790 254:1 /var/lib/docker/containers/%s/hostname /etc/hostname rw - ext4 /dev/vda1 rw\n",
+             id, id);
+    CHECK(hostinfo_container_id(write_file("docker.mountinfo", text), got, sizeof got) == 0);
+    CHECK_STR(got, id);
+
+    snprintf(text, sizeof text,
+             "640 600 0:45 /containers/overlay-containers/%s/userdata/hostname /etc/hostname rw - tmpfs tmpfs rw\n", id);
+    CHECK(hostinfo_container_id(write_file("podman.mountinfo", text), got, sizeof got) == 0);
+    CHECK_STR(got, id);
+
+    /* a host: /etc/hostname is no mount; a mount whose path names no id */
+    CHECK(hostinfo_container_id(write_file("host.mountinfo", "22 1 254:1 / / rw,relatime - ext4 /dev/vda1 rw\n"),
+                                got, sizeof got) == -1);
+    CHECK(hostinfo_container_id(write_file("other.mountinfo",
+                                           "30 22 0:50 /srv/3f2ad1a466ff/hostname /etc/hostname rw - ext4 /dev/vdb rw\n"),
+                                got, sizeof got) == -1);
+    CHECK(hostinfo_container_id("/nonexistent/mountinfo", got, sizeof got) == -1);
+}
+
 int main(void)
 {
     if (mkdtemp(tmpdir) == NULL)
         return 2;
     test_defaults();
     test_host_defaults_are_found();
+    test_container_id_from_mountinfo();
     test_precedence();
     test_old_tool_flags();
     test_ipaddress_forms();
