@@ -37,7 +37,7 @@ def why_not():
     if os.geteuid() != 0:
         return "needs root (installs into /usr)"
     for tool, package in (("apt-get", "apt"), ("dpkg-query", "dpkg"), ("cpack", "cmake"),
-                          ("dpkg-shlibdeps", "dpkg-dev"), ("unshare", "util-linux")):
+                          ("dpkg-shlibdeps", "dpkg-dev"), ("file", "file"), ("unshare", "util-linux")):
         if _find(tool) is None:
             return "%s not found (Debian package: %s)" % (tool, package)
     if dpkg_status("registrar"):
