@@ -5,7 +5,7 @@ JOBS ?= $(shell nproc)
 # its own daemons, and timing checks are kinder on a quiet machine.
 TEST_JOBS ?= 1
 
-.PHONY: build run test sanitize clean
+.PHONY: build run test sanitize deb clean
 
 build:
 	@.ci/deps build
@@ -28,6 +28,10 @@ sanitize:
 	@cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DREGISTRAR_SANITIZE=ON >/dev/null
 	@cmake --build build-asan -j $(JOBS)
 	cd build-asan && ctest --output-on-failure -j $(TEST_JOBS)
+
+# The Debian package, $(BUILD)/registrar_<version>_<arch>.deb (docs/install.md).
+deb: build
+	cd $(BUILD) && cpack -G DEB
 
 clean:
 	rm -rf $(BUILD) build-asan

@@ -3,7 +3,8 @@
  * entries, the reconciler decides what to write, the backend adapter
  * writes it; the loop runs it all.  SIGTERM and SIGINT end the loop at
  * once, leaving the registry as it is (prune mode: the last known truth
- * stays; ttl mode: entries expire). */
+ * stays; ttl mode: entries expire).  Under systemd (Type=notify) it says
+ * READY=1 once the first complete listing is in the registry. */
 #include "daemon.h"
 
 #include <cjson/cJSON.h>
@@ -18,6 +19,7 @@
 #include "core/log.h"
 #include "core/loop.h"
 #include "core/metrics.h"
+#include "core/sd_notify.h"
 #include "core/text.h"
 #include "core/zk.h"
 #include "endpoints.h"
@@ -49,6 +51,8 @@ struct daemon {
     struct endpoints *endpoints;    /* NULL without `listen`; outlives reloads */
     int signal_seen;
     long long drain_deadline;       /* deregister_on_exit */
+    bool ready;                     /* READY=1 sent to systemd */
+    long watchdog_ms;               /* WATCHDOG=1 every so often; 0: not asked */
 };
 
 extern char **environ;
@@ -104,6 +108,27 @@ static void on_listed(void *arg, bool complete)
     reconcile_listed(d->p.reconcile, complete);
 }
 
+/* The first time the registry holds what a complete listing asked for:
+ * start-up is done.  Later reloads say READY=1 themselves. */
+static void on_in_step(void *arg)
+{
+    struct daemon *d = arg;
+    if (d->ready)
+        return;
+    d->ready = true;
+    sd_notify_send("READY=1\nSTATUS=in step: this host's containers are in %s", d->p.c->backend_shown);
+}
+
+/* From a loop timer, so a loop that hangs stops the pings and systemd
+ * restarts registrar. */
+static long on_watchdog(struct loop *lp, void *arg)
+{
+    struct daemon *d = arg;
+    (void)lp;
+    sd_notify_send("WATCHDOG=1");
+    return d->watchdog_ms;
+}
+
 static long on_interval(struct loop *lp, void *arg)
 {
     struct daemon *d = arg;
@@ -140,6 +165,7 @@ static void on_stop_signal(struct loop *lp, int signo, void *arg)
     struct daemon *d = arg;
     const char *name = signo == SIGINT ? "SIGINT" : "SIGTERM";
     const struct config *c = d->p.c;
+    sd_notify_send("STOPPING=1\nSTATUS=stopping (%s)", name);
     if (d->signal_seen == 0 && c->deregister_on_exit && c->mode == MODE_PRUNE) {
         d->signal_seen = signo;
         d->drain_deadline = loop_now_ms() + c->timeout_ms;
@@ -222,6 +248,7 @@ static void parts_start(struct daemon *d, struct parts *p)
              REGISTRAR_VERSION, c->hostname, c->ipaddress, text_redact_uri(c->docker, docker, sizeof docker),
              c->backend_shown,
              c->mode == MODE_TTL ? "ttl" : "prune", c->interval_ms);
+    reconcile_on_in_step(p->reconcile, on_in_step, d);
     backend_start(p->backend, p->reconcile);
     watch_start(p->watch);
     if (d->endpoints != NULL)
@@ -263,28 +290,18 @@ static struct config *read_config(const struct cli *cli, char *err, size_t errle
  * registry afresh, so a changed layout converges (old keys of this host
  * are pruned after the first complete listing) and nothing is dropped in
  * between.  The log file is reopened, for rotation. */
-static void on_hangup(struct loop *lp, int signo, void *arg)
+static int reload(struct daemon *d, char *err, size_t errlen)
 {
-    struct daemon *d = arg;
     struct parts next;
-    struct config *c;
-    char err[1024];
-    (void)lp;
-    (void)signo;
+    struct config *c = read_config(d->cli, err, errlen);
 
-    if (d->signal_seen != 0)
-        return;                 /* stopping: deregister_on_exit under way */
-    c = read_config(d->cli, err, sizeof err);
-    if (c == NULL) {
-        log_error("SIGHUP: %s; keeping the running configuration and scripts", err);
-        return;
-    }
-    if (parts_build(d, &next, c, err, sizeof err) < 0) {
-        log_error("SIGHUP: %s; keeping the running configuration and scripts", err);
+    if (c == NULL)
+        return -1;
+    if (parts_build(d, &next, c, err, errlen) < 0) {
         parts_free(&next);
-        return;
+        return -1;
     }
-    if (log_open(c->log_file, err, sizeof err) < 0)
+    if (log_open(c->log_file, err, errlen) < 0)
         log_error("SIGHUP: %s; logging on where it was", err);
     log_set_level(c->log_level);
     log_set_json(c->log_format == LOG_FORMAT_JSON);
@@ -295,6 +312,31 @@ static void on_hangup(struct loop *lp, int signo, void *arg)
     d->p = next;
     log_info("SIGHUP: configuration and scripts reloaded");
     parts_start(d, &d->p);
+    return 0;
+}
+
+/* systemd hears RELOADING=1, then READY=1 with how it went; before the
+ * first READY=1 a reload is part of starting up and says nothing. */
+static void on_hangup(struct loop *lp, int signo, void *arg)
+{
+    struct daemon *d = arg;
+    bool tell = d->ready;
+    char err[1024];
+    (void)lp;
+    (void)signo;
+
+    if (d->signal_seen != 0)
+        return;                 /* stopping: deregister_on_exit under way */
+    if (tell)
+        sd_notify_send("RELOADING=1\nMONOTONIC_USEC=%llu", sd_notify_monotonic_usec());
+    if (reload(d, err, sizeof err) < 0) {
+        log_error("SIGHUP: %s; keeping the running configuration and scripts", err);
+        if (tell)
+            sd_notify_send("READY=1\nSTATUS=reload failed, running the previous configuration: %.*s",
+                           (int)strcspn(err, "\n"), err);
+    } else if (tell) {
+        sd_notify_send("READY=1\nSTATUS=configuration and scripts reloaded");
+    }
 }
 
 int daemon_run(const struct cli *cli, struct config *initial)
@@ -338,8 +380,11 @@ int daemon_run(const struct cli *cli, struct config *initial)
         loop_free(d.lp);
         return 2;
     }
+    sd_notify_send("STATUS=starting: listing Docker's containers and reading the registry");
     parts_start(&d, &d.p);
     loop_timer_add(d.lp, d.p.c->interval_ms, on_interval, &d);
+    if ((d.watchdog_ms = sd_notify_watchdog_ms()) > 0)
+        loop_timer_add(d.lp, d.watchdog_ms, on_watchdog, &d);
     loop_run(d.lp);
     if (d.signal_seen == 0)
         rc = 1;

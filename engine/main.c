@@ -5,20 +5,25 @@
 #include <stdio.h>
 #include <string.h>
 #include <yaml.h>
+#include <zookeeper/zookeeper_version.h>
 
 #include "check.h"
 #include "cli.h"
 #include "core/config.h"
 #include "core/log.h"
 #include "daemon.h"
+#include "registrar_commit.h"   /* generated at build time: cmake/git_commit.cmake */
 #include "status.h"
 
 extern char **environ;
 
+/* The libraries as this binary runs with them; Lua and the ZooKeeper
+ * client say only the version they were built with. */
 static int print_version(void)
 {
-    printf("registrar %s (%s, libcurl %s, cJSON %s, libyaml %s)\n", REGISTRAR_VERSION, LUA_RELEASE,
-           curl_version_info(CURLVERSION_NOW)->version, cJSON_Version(), yaml_get_version_string());
+    printf("registrar %s (%s, libcurl %s, cJSON %s, libyaml %s, ZooKeeper C client %s), commit %s\n",
+           REGISTRAR_VERSION, LUA_RELEASE, curl_version_info(CURLVERSION_NOW)->version, cJSON_Version(),
+           yaml_get_version_string(), ZOO_VERSION, REGISTRAR_COMMIT);
     return 0;
 }
 

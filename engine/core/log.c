@@ -1,12 +1,16 @@
 /* log.c: one line per message, "time level message" or a JSON object,
- * flushed at once so a crash never hides the line that explains it. */
+ * flushed at once so a crash never hides the line that explains it.
+ * Written to the journal (systemd), a line starts with its syslog
+ * priority, "<4>", and the text line carries no time of its own. */
 #include "core/log.h"
 
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <sys/time.h>
 #include <time.h>
 
@@ -18,6 +22,11 @@ static enum log_level log_threshold = LOG_INFO;
 static bool log_as_json;
 
 static const char *const level_names[] = { "debug", "info", "warn", "error" };
+static const int syslog_priorities[] = { 7, 6, 4, 3 };     /* debug, info, warning, err */
+
+/* The stream is_journal() last looked at, and its answer. */
+static FILE *journal_checked;
+static bool journal_stream;
 
 int log_open(const char *path, char *err, size_t errlen)
 {
@@ -43,6 +52,22 @@ void log_close(void)
     if (log_file != NULL)
         fclose(log_file);
     log_file = NULL;
+    journal_checked = NULL;
+}
+
+/* systemd sets JOURNAL_STREAM=DEVICE:INODE when it connects stdout or
+ * stderr to the journal; a stream is the journal only if it is that very
+ * socket (the variable is inherited by processes whose output goes
+ * elsewhere).  The journal stamps each line itself and reads a leading
+ * "<N>" as the line's priority (sd-daemon(3)). */
+static bool is_journal(FILE *out)
+{
+    const char *v = getenv("JOURNAL_STREAM");
+    unsigned long long dev, ino;
+    struct stat st;
+
+    return v != NULL && sscanf(v, "%llu:%llu", &dev, &ino) == 2 && fstat(fileno(out), &st) == 0 &&
+           (unsigned long long)st.st_dev == dev && (unsigned long long)st.st_ino == ino;
 }
 
 void log_set_level(enum log_level level) { log_threshold = level; }
@@ -100,6 +125,12 @@ static void log_vwrite(enum log_level level, const char *fmt, va_list ap)
     struct tm tm;
     char stamp[32], msg[4096];
 
+    if (out != journal_checked) {
+        journal_stream = is_journal(out);
+        journal_checked = out;
+    }
+    if (journal_stream)
+        fprintf(out, "<%d>", syslog_priorities[level]);
     gettimeofday(&tv, NULL);
     gmtime_r(&tv.tv_sec, &tm);
     strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%S", &tm);
@@ -109,6 +140,10 @@ static void log_vwrite(enum log_level level, const char *fmt, va_list ap)
                 level_names[level]);
         write_json_string(out, msg);
         fputs("}\n", out);
+    } else if (journal_stream) {
+        fprintf(out, "%-5s ", level_names[level]);
+        vfprintf(out, fmt, ap);
+        fputc('\n', out);
     } else {
         fprintf(out, "%s.%03ldZ %-5s ", stamp, (long)(tv.tv_usec / 1000), level_names[level]);
         vfprintf(out, fmt, ap);

@@ -103,6 +103,9 @@ struct reconcile {
     struct backoff retry;
     long long retry_timer;
     long long repair_timer;     /* resets repair counts, once per interval */
+    bool was_in_step;           /* at the end of the last converge() */
+    void (*in_step_fn)(void *arg);
+    void *in_step_arg;
 };
 
 static void converge(struct reconcile *r);
@@ -345,7 +348,7 @@ static void start_write(struct reconcile *r, struct entry **picked, int n)
 /* Nothing is written before the registry was audited (so unchanged keys
  * are not rewritten) and Docker listed once (so a start-up's writes go out
  * together, not one per inspection). */
-static void converge(struct reconcile *r)
+static void start_writes(struct reconcile *r)
 {
     struct entry *picked[BATCH_MAX], *e;
     int n = 0;
@@ -371,6 +374,31 @@ static void converge(struct reconcile *r)
         else
             forget_if_idle(r, e);
     }
+}
+
+/* The registry holds what a complete listing asked for: nothing queued,
+ * under way or failing.  (Orphans held back while a container's naming
+ * fails do not count: that waits on a script, not on the registry.) */
+static bool in_step(const struct reconcile *r)
+{
+    return r->ready && r->audited && r->listed_complete && !r->dropping && r->queue_head == NULL &&
+           r->inflight == 0 && r->nerring == 0;
+}
+
+static void converge(struct reconcile *r)
+{
+    bool now;
+    start_writes(r);
+    now = in_step(r);
+    if (now && !r->was_in_step && r->in_step_fn != NULL)
+        r->in_step_fn(r->in_step_arg);
+    r->was_in_step = now;
+}
+
+void reconcile_on_in_step(struct reconcile *r, void (*fn)(void *arg), void *arg)
+{
+    r->in_step_fn = fn;
+    r->in_step_arg = arg;
 }
 
 /* A finished write for one entry: update what we know of the registry.

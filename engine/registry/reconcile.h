@@ -115,6 +115,11 @@ long long reconcile_failing_since(const struct reconcile *r);
 /* What the registry holds for key as far as r knows, or NULL. */
 const char *reconcile_held_value(const struct reconcile *r, const char *key);
 
+/* fn(arg) is called each time r comes in step: the backend open and
+ * audited, a complete listing seen, and every change it asked for written
+ * (none queued, under way or failing).  The daemon's readiness. */
+void reconcile_on_in_step(struct reconcile *r, void (*fn)(void *arg), void *arg);
+
 /* deregister_on_exit: every key this host has is deleted, and nothing
  * is wanted any more; reconcile_empty() says when that is done. */
 void reconcile_drop_all(struct reconcile *r);

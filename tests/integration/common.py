@@ -10,12 +10,14 @@ REGISTRAR = os.path.abspath(os.environ.get("REGISTRAR_BIN", "build/registrar"))
 SOURCE = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-def start_registrar(test, *args, env=None, name="registrar"):
+def start_registrar(test, *args, env=None, name="registrar", log_path=None):
     """Starts `registrar ARGS` with only the given environment (plus PATH),
-    as the old tool was configured; stopped when the test ends."""
+    as the old tool was configured; stopped when the test ends.  Its output
+    goes to log_path when given (a file the test made), else to a temporary
+    log."""
     full_env = {"PATH": h.SYSTEM_PATH}
     full_env.update(env or {})
-    proc = h.Process([REGISTRAR, *args], env=full_env, inherit_env=False, name=name)
+    proc = h.Process([REGISTRAR, *args], env=full_env, inherit_env=False, name=name, log_path=log_path)
     test.addCleanup(proc.cleanup)
     test.addCleanup(stop_and_check_log, test, proc)
     proc.start()

@@ -11,6 +11,8 @@ Starts private, throw-away instances of the things registrar talks to:
 * ``Process``   - any other program (the registrar binary itself), with its
                   output captured to a log file
 * ``start_consul_standin`` - the Consul stand-in (tests/consul_standin/)
+* ``InstalledTree`` - ``cmake --install`` of the build into a work dir;
+  ``run_hidden`` runs a program with the source and build trees hidden
 
 Everything started here is registered for cleanup at interpreter exit (and on
 SIGTERM), but tests should still call ``cleanup()`` themselves, normally via
@@ -54,6 +56,7 @@ from support.etcd import Etcd, EtcdCluster, EtcdError
 from support.zkclient import ZkClient, ZkError
 from support.zookeeper import ZooKeeper, ZooKeeperEnsemble
 from support.consul import start_consul_standin
+from support.install import InstalledTree, build_dir_of, cmake_cached, run_hidden
 from support.sweep import sweep_stale
 
 __all__ = [
@@ -62,5 +65,5 @@ __all__ = [
     "Process", "Dockerd", "Podman", "Etcd", "EtcdCluster", "EtcdError", "ZooKeeper", "ZooKeeperEnsemble",
     "ZkClient", "ZkError", "BUSYBOX_IMAGE",
     "BUSYBOX_APPLETS", "DEAD_PROXY", "SYSTEM_PATH", "UnixHTTPConnection", "unix_http",
-    "start_consul_standin",
+    "start_consul_standin", "InstalledTree", "build_dir_of", "cmake_cached", "run_hidden",
 ]

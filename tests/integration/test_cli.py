@@ -4,6 +4,7 @@ These need no Docker and no registry: each bad input must stop start-up
 with one line naming what is wrong and where, and exit status 2."""
 import json
 import os
+import shutil
 import subprocess
 import tempfile
 import unittest
@@ -39,7 +40,21 @@ class HelpAndVersion(unittest.TestCase):
     def test_version_names_the_libraries(self):
         r = registrar("version")
         self.assertEqual(r.returncode, 0)
-        self.assertRegex(r.stdout, r"^registrar \d+\.\d+\.\d+ \(Lua 5\.4")
+        self.assertRegex(r.stdout, r"^registrar \d+\.\d+\.\d+ \(Lua 5\.4\.\d+, libcurl [\d.]+, cJSON [\d.]+, "
+                                   r"libyaml [\d.]+, ZooKeeper C client [\d.]+\), commit \S+\n$")
+
+    def test_version_names_the_commit_it_was_built_from(self):
+        if shutil.which("git") is None:
+            self.skipTest("git not found")
+        top = subprocess.run(["git", "-C", SOURCE, "rev-parse", "--show-toplevel"], capture_output=True, text=True)
+        if top.returncode != 0 or os.path.realpath(top.stdout.strip()) != os.path.realpath(SOURCE):
+            self.skipTest("the source tree is not a git checkout")
+        head = subprocess.run(["git", "-C", SOURCE, "rev-parse", "--short", "HEAD"], capture_output=True,
+                              text=True, check=True).stdout.strip()
+        commit = registrar("version").stdout.rsplit("commit ", 1)[1].strip()
+        self.assertRegex(commit, r"^[0-9a-f]{7,}(-dirty)?$")
+        self.assertEqual(commit.removesuffix("-dirty"), head,
+                         "built from another commit than HEAD: rebuild (cmake --build) before the tests")
 
     def test_help_everywhere(self):
         for args in (["help"], ["-h"], ["--help"], ["run", "-h"], ["check", "--help"]):

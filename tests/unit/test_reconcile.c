@@ -337,6 +337,40 @@ static void test_ttl_rewrite_all(void)
     reconcile_free(r);
 }
 
+static void count_in_step(void *arg) { (*(int *)arg)++; }
+
+/* The daemon's READY=1: only once every change a complete listing asked
+ * for is written, and again each time the registry catches up. */
+static void test_in_step_once_the_listing_is_written(void)
+{
+    struct fake f;
+    struct reconcile *r = setup(&f, false);
+    int in_step = 0;
+    reconcile_on_in_step(r, count_in_step, &in_step);
+    audited(r, "/s/orphan", "O");
+    name(r, "a", "/s/a", "A", 1);
+    reconcile_listed(r, false);              /* a container could not be read */
+    answer_all(r, &f, 0, true);
+    CHECK(in_step == 0);
+    reconcile_listed(r, true);               /* the orphan's delete goes out */
+    CHECK(f.count == 2 && f.w[1].delete);
+    CHECK(in_step == 0);                     /* under way */
+    reconcile_written(r, f.w[1].batch, "connection refused");
+    CHECK(in_step == 0);                     /* failing */
+    loop_timer_add(lp, 2000, stop_loop, NULL);
+    loop_run(lp);
+    CHECK(f.count == 3);
+    reconcile_written(r, f.w[2].batch, NULL);
+    CHECK(in_step == 1);
+    name(r, "b", "/s/b", "B", 2);            /* out of step, then in step again */
+    CHECK(in_step == 1);
+    answer_all(r, &f, 3, true);
+    CHECK(in_step == 2);
+    reconcile_listed(r, true);               /* nothing to do: no new call */
+    CHECK(in_step == 2);
+    reconcile_free(r);
+}
+
 int main(void)
 {
     lp = loop_new();
@@ -353,6 +387,7 @@ int main(void)
     test_ttl_rewrite_all();
     test_the_operator_sees_what_fails_and_since_when();
     test_drop_all_deletes_every_key_of_this_host();
+    test_in_step_once_the_listing_is_written();
     loop_free(lp);
     return CHECK_DONE();
 }

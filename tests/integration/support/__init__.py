@@ -16,6 +16,8 @@ etcd.py       Etcd (TLS, auth, v2 and v3 key helpers), EtcdError
 zkclient.py   ZkClient (ZooKeeper wire protocol), ZkError
 zookeeper.py  ZooKeeper (one server), ZooKeeperEnsemble (several as one)
 consul.py     start_consul_standin(): the Consul stand-in of tests/consul_standin/
+install.py    InstalledTree (cmake --install into a work dir), run_hidden (a
+              program with the source and build trees hidden)
 
 Rules every module follows (the rules of one job are in its module's
 docstring):

@@ -21,9 +21,9 @@ from .processes import _kill_snapshot, _pid_alive, _proc_table, _reap_or_kill, _
 from .util import _rmtree, _run
 
 # Work dirs /tmp/<prefix>-<pid>-<n> of busybox.py (rb), docker.py (rd),
-# etcd.py (re), podman.py (rp) and zookeeper.py (rz); Process logs
+# etcd.py (re), install.py (ri), podman.py (rp) and zookeeper.py (rz); Process logs
 # (processes.py); Dockerd bridges; Podman network namespaces.
-_STALE_DIR = re.compile(r"^r[bdepz]-(?P<pid>\d+)-\d+$")
+_STALE_DIR = re.compile(r"^r[bdeipz]-(?P<pid>\d+)-\d+$")
 _STALE_LOG = re.compile(r"^rl-(?P<pid>\d+)-.*\.log$")
 _STALE_BRIDGE = re.compile(r"^rdh(?P<pid>\d+)-\d+$")
 _STALE_NETNS = re.compile(r"^rp-(?P<pid>\d+)-\d+$")

@@ -9,7 +9,8 @@ per process (``_next_n``), so test files that run one after another, or next
 to other sessions, do not collide, and ``sweep.sweep_stale`` can tell from
 the pid alone whether the run that made a name is still alive.  Prefixes
 in use: rb (busybox rootfs), rd (Dockerd), rp (Podman, also its netns), re
-(Etcd), rz (ZooKeeper), rl (Process logs), rdh (Dockerd bridges).
+(Etcd), ri (installed trees), rz (ZooKeeper), rl (Process logs), rdh (Dockerd
+bridges).
 """
 
 import itertools
