@@ -4,7 +4,7 @@
 --
 -- run from a clone.  The scripts install as registrar/scripts/ (naming/,
 -- backends/, registrar/), the directory the daemon reads; the kit as
--- registrar.testing.  docs/install-kit.md tells how a team uses it.
+-- registrar.testing.  docs/site-script-kit.md tells how a team uses it.
 rockspec_format = "3.0"
 package = "registrar-scripts"
 version = "0.1.0-1"   -- registrar's version (CMakeLists.txt), and the rockspec's first revision

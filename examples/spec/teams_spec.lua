@@ -1,5 +1,5 @@
 -- A team's busted spec for its site script, examples/teams.lua, with the
--- test kit of the registrar-scripts rock (docs/install-kit.md):
+-- test kit of the registrar-scripts rock (docs/site-script-kit.md):
 --
 --   eval "$(luarocks --lua-version 5.4 path --tree ~/.registrar-rocks)"
 --   lua5.4 /usr/bin/busted examples/spec/teams_spec.lua     # Debian's busted, under Lua 5.4

@@ -119,7 +119,7 @@ describe("the kit's json.decode", function()
     end
   end)
 
-  it("refuses a number with a leading zero, which the engine's cJSON reads (a difference docs/install-kit.md names)", function()
+  it("refuses a number with a leading zero, which the engine's cJSON reads (a difference docs/site-script-kit.md names)", function()
     assert.same({ 1 }, engine.decode "[01]")
     assert.is_nil(kit.decode "[01]")
   end)

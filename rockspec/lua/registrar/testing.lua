@@ -11,7 +11,7 @@
 -- testing.new takes the configuration keys of the YAML file
 -- (`registrar help config`); the naming script, the site script and the
 -- backend load in the daemon's order, in an environment of their own.
--- docs/install-kit.md tells where the kit cannot be the daemon.
+-- docs/site-script-kit.md tells where the kit cannot be the daemon.
 
 local config = require "registrar.testing.config"
 local container = require "registrar.testing.container"
