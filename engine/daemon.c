@@ -8,6 +8,7 @@
 #include "daemon.h"
 
 #include <cjson/cJSON.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -52,6 +53,7 @@ struct daemon {
     int signal_seen;
     long long drain_deadline;       /* deregister_on_exit */
     bool ready;                     /* READY=1 sent to systemd */
+    long long settle_timer;         /* memory given back a moment after a burst */
     long watchdog_ms;               /* WATCHDOG=1 every so often; 0: not asked */
 };
 
@@ -108,11 +110,27 @@ static void on_listed(void *arg, bool complete)
     reconcile_listed(d->p.reconcile, complete);
 }
 
-/* The first time the registry holds what a complete listing asked for:
- * start-up is done.  Later reloads say READY=1 themselves. */
+/* A start-up or a burst leaves the heap as large as its peak, mostly
+ * free: a second after the registry is in step, it goes back (once per
+ * second at most, so a burst is not slowed by it). */
+#define SETTLE_MS 1000L
+
+static long on_settled(struct loop *lp, void *arg)
+{
+    struct daemon *d = arg;
+    (void)lp;
+    d->settle_timer = 0;
+    script_give_back_memory(d->p.script);
+    return LOOP_NOMORE;
+}
+
+/* The registry holds what a complete listing asked for.  The first time,
+ * start-up is done; later reloads say READY=1 themselves. */
 static void on_in_step(void *arg)
 {
     struct daemon *d = arg;
+    if (d->settle_timer == 0)
+        d->settle_timer = loop_timer_add(d->lp, SETTLE_MS, on_settled, d);
     if (d->ready)
         return;
     d->ready = true;
@@ -347,6 +365,10 @@ int daemon_run(const struct cli *cli, struct config *initial)
     int rc = 0;
 
     signal(SIGPIPE, SIG_IGN);
+    /* Large passing buffers (a listing of thousands of containers, a
+     * registry's full answer) are mapped and unmapped whole, instead of
+     * leaving the heap as large as they were. */
+    mallopt(M_MMAP_THRESHOLD, 64 * 1024);
     if (c == NULL)
         return 2;
     *c = *initial;              /* the daemon owns it from here (and frees it) */

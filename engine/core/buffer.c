@@ -24,8 +24,17 @@ int buffer_append(struct buffer *b, const char *data, size_t n)
     return 0;
 }
 
+/* An emptied buffer keeps this much; a larger one (a burst of events, a
+ * watch's first answer) goes back, so a long-lived stream does not hold
+ * its peak for good. */
+#define BUFFER_KEEP (16 * 1024)
+
 void buffer_consume(struct buffer *b, size_t n)
 {
+    if (n >= b->len && b->cap > BUFFER_KEEP) {
+        buffer_free(b);
+        return;
+    }
     if (n >= b->len) {
         b->len = 0;
     } else {

@@ -7,7 +7,16 @@
 
 struct cJSON;
 
+#include <stddef.h>
+
 /* Never 0 (0 means "no fingerprint yet"). */
 unsigned long long fingerprint_listed(const struct cJSON *item);
+
+/* A hash of a whole GET /containers/json answer as Docker sent it, each
+ * "Status" string taken from its '(' on (the health part; "Up 5 minutes"
+ * changes on its own) and each "Ports" array in any order.  An answer with
+ * the same hash as the last one lists the same containers the same way,
+ * and is not even parsed.  Never 0. */
+unsigned long long fingerprint_listing(const char *body, size_t len);
 
 #endif

@@ -49,13 +49,19 @@ struct watch {
     struct metrics *metrics;
     struct watch_callbacks cb;
     struct map *known;          /* id -> struct known */
-    unsigned long long seq;     /* bumped on every table change */
+    unsigned long long seq;     /* bumped on every table change, and each listing */
+    unsigned long long changes; /* bumped on every table change only */
     unsigned long long list_seq;/* seq when the running listing was asked */
     bool list_running;
     bool list_incomplete;       /* an inspection of this listing failed */
     int list_pending;           /* inspections the listing waits for */
     long list_requests;         /* Docker requests this listing made */
     long long list_started;
+    unsigned long long list_digest;   /* fingerprint_listing of the running listing */
+    bool list_settled;          /* ... which found every container as it was */
+    /* The last listing that found the table in step with it, and seq then:
+     * the same answer again, with nothing changed since, is not read. */
+    unsigned long long quiet_digest, quiet_changes;
 };
 
 #define DRAIN_MARGIN_MS 2000L   /* past a container's stop timeout */
@@ -119,6 +125,7 @@ static void set_container(struct watch *w, struct known *k, cJSON *container)
     cJSON_Delete(k->container);
     k->container = container;
     k->updated = ++w->seq;
+    w->changes++;
     w->cb.changed(w->cb.arg, k->id, container);
     inspect_dependents(w, k);
 }
@@ -131,6 +138,7 @@ static void drop(struct watch *w, struct known *k)
     cJSON_Delete(k->container);
     k->container = NULL;
     k->updated = ++w->seq;
+    w->changes++;
     if (had)
         w->cb.changed(w->cb.arg, k->id, NULL);
     if (!k->inspecting && !k->listing_wait && k->held_until == 0)
@@ -174,6 +182,7 @@ static void forget_event_reads(struct watch *w)
     map_iter_init(&it, w->known);
     while (map_iter_next(&it, &id, &v))
         ((struct known *)v)->event_read = false;
+    w->quiet_digest = 0;
 }
 
 /* ---- listing ------------------------------------------------------------ */
@@ -181,6 +190,10 @@ static void forget_event_reads(struct watch *w)
 static void listing_finished(struct watch *w)
 {
     w->list_running = false;
+    if (w->list_settled && !w->list_incomplete && w->list_requests == 1) {
+        w->quiet_digest = w->list_digest;
+        w->quiet_changes = w->changes;
+    }
     docker_session_listed(w->session);
     log_debug("resync: %lu containers running, %ld Docker requests%s",
               (unsigned long)map_count(w->known), w->list_requests,
@@ -260,6 +273,12 @@ static void on_list(struct http_transfer *x, const struct http_response *res, vo
         docker_session_failed(w->session, why);
         return;
     }
+    w->list_digest = fingerprint_listing(res->body, res->body_len);
+    if (w->list_digest == w->quiet_digest && w->changes == w->quiet_changes) {
+        listing_finished(w);    /* as quiet as the last one: nothing to read */
+        return;
+    }
+    w->list_settled = true;
     list = json_parse(res->body, res->body_len, NULL);
     if (!readable_list(list)) {
         log_warn("Docker listed containers as something that is not a list of containers with ids "
@@ -278,11 +297,14 @@ static void on_list(struct http_transfer *x, const struct http_response *res, vo
             continue;
         fp = fingerprint_listed(item);
         k = known_get(w, cid->valuestring, true);
-        if (k == NULL || held(k))
+        if (k == NULL || held(k)) {
+            w->list_settled = false;    /* to be read once the hold is over */
             continue;
+        }
         current = listed_as_read(k);
         if (k->fingerprint == fp && k->container != NULL)
             continue;
+        w->list_settled = false;
         k->fingerprint = fp;
         if (current)
             continue;

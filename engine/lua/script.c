@@ -68,6 +68,11 @@ static void give_back_memory(lua_State *L)
     malloc_trim(0);
 }
 
+void script_give_back_memory(struct script *s)
+{
+    give_back_memory(s->L);
+}
+
 int script_call(struct script *s, int nargs, int nres, char *err, size_t errlen)
 {
     lua_State *L = s->L;

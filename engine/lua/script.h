@@ -33,6 +33,9 @@ void script_free(struct script *s);
 lua_State *script_state(struct script *s);
 const struct budget_limits *script_limits(const struct script *s);
 size_t script_memory_used(const struct script *s);
+/* A full collection, then the C library's free pages back to the system:
+ * for a daemon that just settled after a burst. */
+void script_give_back_memory(struct script *s);
 void script_unref(struct script *s, int ref);
 
 /* Registry refs of the backend module (scripts/backends/<scheme>.lua) and

@@ -1,7 +1,10 @@
 /* backend.h: the backend adapter.  Every Lua call to the backend script
- * (open, advertised, apply or register/deregister, refresh) runs here as
- * a task, under lua_pcall from the first push to the last read of its
- * results, and ends in one done path; the reconciler gets C data. */
+ * (open, advertised, apply or register/deregister, refresh, watch) runs
+ * here as a task, under lua_pcall from the first push to the last read of
+ * its results, and ends in one done path; the reconciler gets C data.
+ * A backend with watch() is watched after each audit, and what the watch
+ * reports goes to reconcile_observed(); while it is up the interval
+ * audits nothing. */
 #ifndef REGISTRAR_REGISTRY_BACKEND_H
 #define REGISTRAR_REGISTRY_BACKEND_H
 
@@ -24,7 +27,8 @@ struct reconcile_ops backend_ops(struct backend *b);
  * what it holds for this host into r. */
 void backend_start(struct backend *b, struct reconcile *r);
 
-/* The interval: audit again; in ttl mode, refresh what is registered. */
+/* The interval: audit again (unless a watch is up); in ttl mode, refresh
+ * what is registered. */
 void backend_tick(struct backend *b);
 
 /* loop_now_ms() of the last call the registry answered (0: none yet), and

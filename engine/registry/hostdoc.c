@@ -28,6 +28,7 @@ struct hostdoc {
     const struct config *c;
     char *key;
     char *content;              /* the last document, without "synced" */
+    unsigned long long keys_sum;/* of the keys it names (keys_sum()) */
 };
 
 struct hostdoc *hostdoc_new(const struct config *c)
@@ -77,6 +78,20 @@ static void add_key(void *arg, const struct reconcile_entry_view *e)
         k->cap = cap;
     }
     k->v[k->n++] = (char *)e->key;     /* valid until r changes */
+}
+
+/* An order-free hash of the key list: a listing that changed nothing (the
+ * common case, once per interval) costs no document. */
+static unsigned long long keys_sum(const struct keys *k)
+{
+    unsigned long long sum = (unsigned long long)k->n;
+    for (int i = 0; i < k->n; i++) {
+        unsigned long long h = 14695981039346656037ULL;
+        for (const char *c = k->v[i]; *c; c++)
+            h = (h ^ (unsigned char)*c) * 1099511628211ULL;
+        sum += h;
+    }
+    return sum;
 }
 
 static int compare_keys(const void *a, const void *b)
@@ -129,13 +144,21 @@ void hostdoc_update(struct hostdoc *h, struct reconcile *r, struct script *s)
     struct keys k = { NULL, 0, 0 };
     cJSON *doc;
     char *content, *value = NULL, err[600];
+    unsigned long long sum;
     int ref;
 
     reconcile_each_entry(r, add_key, &k);
+    sum = keys_sum(&k);
+    if (h->content != NULL && sum == h->keys_sum) {
+        free(k.v);
+        return;
+    }
     doc = document(h->c, &k);
     free(k.v);
     content = cJSON_PrintUnformatted(doc);
     if (content == NULL || (h->content != NULL && strcmp(content, h->content) == 0)) {
+        if (content != NULL)
+            h->keys_sum = sum;
         free(content);
         cJSON_Delete(doc);
         return;
@@ -156,4 +179,5 @@ void hostdoc_update(struct hostdoc *h, struct reconcile *r, struct script *s)
     free(value);
     free(h->content);
     h->content = content;
+    h->keys_sum = sum;
 }
