@@ -63,6 +63,8 @@ struct backend {
     bool watching;              /* a watch() call is under way */
     bool watch_armed;           /* ... and the one before it did not break */
     struct backoff rewatch;     /* a watch that keeps breaking */
+    char watch_ended[256];      /* why the last one ended, and when: said once, */
+    long long watch_ended_ms;   /* not again for each retry */
     long long watch_timer;
     bool call_failing;          /* the last open, audit or refresh failed */
     int inflight;
@@ -436,7 +438,13 @@ static void watched(struct backend *b, struct call *c, const char *fail)
     if (fail != NULL) {
         b->watch_armed = false;
         metrics_count(b->m, "registry.watch_restarts", 1);
-        log_info("registry %s: watch ended: %s; auditing, then watching again", b->c->backend_shown, fail);
+        if (strncmp(fail, b->watch_ended, sizeof b->watch_ended - 1) != 0 ||
+            loop_now_ms() - b->watch_ended_ms > 2L * b->c->interval_ms)
+            log_info("registry %s: watch ended: %s; auditing, then watching again", b->c->backend_shown, fail);
+        else                    /* e.g. a layout this backend cannot watch: audited each time */
+            log_debug("registry %s: watch ended again: %s", b->c->backend_shown, fail);
+        snprintf(b->watch_ended, sizeof b->watch_ended, "%.255s", fail);
+        b->watch_ended_ms = loop_now_ms();
         b->watch_timer = loop_timer_add(b->lp, backoff_next(&b->rewatch), on_rewatch, b);
         return;
     }

@@ -50,6 +50,15 @@ def host_port(inspect, port):
     return bindings[0]["HostPort"]
 
 
+def run_web(test, name):
+    """A container publishing port 80, named NAME=name: (its id, the key the
+    default naming gives it)."""
+    cid = test.docker.run("--name", name, "-e", "NAME=" + name, "-P", "--expose", "80",
+                          test.image, "sleep", "3600")
+    i = test.docker.inspect(cid)
+    return cid, "/services/%s/80/%s/%s" % (name, host_port(i, "80/tcp"), i["Config"]["Hostname"])
+
+
 def old_tool_document(inspect, port, key, host, ipaddress, tags=()):
     """The document behaviour.md section 1 describes, from `docker inspect`."""
     number, _, proto = port.partition("/")

@@ -11,7 +11,7 @@ import time
 import unittest
 
 import harness as h
-from common import DockerTest, EtcdTest, start_registrar
+from common import DockerTest, EtcdTest, run_web, start_registrar
 
 HOST = "etcdhost"
 IPADDRESS = "10.0.7.7"
@@ -37,11 +37,7 @@ class EtcdScenarios:
                                "--log-level", "debug", *args, env=env)
 
     def web(self, name):
-        cid = self.docker.run("--name", name, "-e", "NAME=" + name, "-P", "--expose", "80",
-                              self.image, "sleep", "3600")
-        i = self.docker.inspect(cid)
-        port = i["NetworkSettings"]["Ports"]["80/tcp"][0]["HostPort"]
-        return cid, "/services/%s/80/%s/%s" % (name, port, i["Config"]["Hostname"])
+        return run_web(self, name)
 
     def wait(self, predicate, message, timeout=10):
         return h.wait_until(lambda: predicate(self.services()), timeout=timeout, message=message)

@@ -12,7 +12,7 @@ import time
 import urllib.request
 
 import harness as h
-from common import DockerTest, EtcdTest, start_registrar
+from common import DockerTest, EtcdTest, run_web, start_registrar
 
 HOST = "watchhost"
 IPADDRESS = "10.0.9.1"
@@ -48,11 +48,7 @@ class Scenarios:
                                "-m", mode, "-t", "5000", "--log-level", "debug", *args)
 
     def web(self, name):
-        cid = self.docker.run("--name", name, "-e", "NAME=" + name, "-P", "--expose", "80",
-                              self.image, "sleep", "3600")
-        i = self.docker.inspect(cid)
-        port = i["NetworkSettings"]["Ports"]["80/tcp"][0]["HostPort"]
-        return cid, "/services/%s/80/%s/%s" % (name, port, i["Config"]["Hostname"])
+        return run_web(self, name)
 
     def two_registered(self, **kw):
         _, a = self.web("alpha")
@@ -231,7 +227,7 @@ class ConsulScenarios:
         self.start_consul()
 
     def start_consul(self, port=0):
-        self.consul = h.start_consul_standin(port=port, acl_token=TOKEN)
+        self.consul = h.start_consul_standin(port=port, acl_token=TOKEN, extra_datacenters=["dc2"])
         self.addCleanup(self.consul.stop)
 
     def registrar(self, interval=LONG_INTERVAL):
@@ -306,6 +302,18 @@ class ConsulCatalog(ConsulScenarios, DockerTest):
     def remove(self, sid):
         consul_call(self.consul, "PUT", "/v1/catalog/deregister",
                     json.dumps({"Node": HOST, "ServiceID": sid}).encode())
+
+    def test_services_in_two_datacenters_are_audited_and_said_so_once(self):
+        self.docker.run("--name", "far", "-e", "SERVICE_NAME=far", "-e", "CONSUL_DC=dc2", "-P",
+                        "--expose", "80", self.image, "sleep", "3600")
+        reg = self.registrar(interval="200")
+        h.wait_until(lambda: len(self.consul.catalog(dc="dc2")["Services"].get(HOST) or {}) == 1,
+                     timeout=15, message="the dc2 service registered")
+        reg.wait_log(r"watch ended: services in more than one datacenter", timeout=90)
+        time.sleep(3)                   # 15 intervals, each with its audit
+        ended = re.findall(r"info  registry .*: watch ended: (.*)", reg.log())
+        self.assertEqual(ended, ["services in more than one datacenter: audited every interval instead; "
+                                 "auditing, then watching again"])
 
 
 @h.skip_unless_available(h.Dockerd)

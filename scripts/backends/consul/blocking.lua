@@ -27,10 +27,10 @@ end
 -- res and the new index, or nil, why.  An index that went back (Consul
 -- restarted, or a snapshot was restored) breaks the watch: what it held
 -- may be gone, so the engine audits.  backend.recheck (see diff) makes the
--- wait short.
+-- wait short; backend.wait, when set, replaces the 10 minutes.
 function blocking.by_index(backend, path, index)
   local res, value = get(backend.client, path, "index=" .. index, "x-consul-index",
-                         backend.recheck and RECHECK)
+                         backend.recheck and RECHECK or backend.wait)
   if not res then return nil, value end
   local new = tonumber(value)
   if not new then return nil, ("GET %s: X-Consul-Index %q is not a number"):format(path, value) end

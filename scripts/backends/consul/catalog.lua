@@ -85,7 +85,9 @@ end
 
 -- A blocking query on this host's node in the nearest datacenter.  With
 -- services in others as well, there is nothing one query can watch: the
--- engine audits every interval instead.
+-- engine audits every interval instead.  A service registered in another
+-- datacenter wakes no query here, so the wait is a minute: that is how
+-- long such a host may go unaudited.
 function Catalog:watch()
   for _, where in pairs(self.where) do
     if (where.dc or self.local_dc) ~= self.local_dc then     -- no dc: the agent's own
@@ -106,7 +108,7 @@ end
 
 return {
   new = function(client, config)
-    local catalog = setmetatable({ client = client, config = config, where = {} }, Catalog)
+    local catalog = setmetatable({ client = client, config = config, where = {}, wait = "1m" }, Catalog)
     return blocking.track_writes(catalog, function(entry) return service.digest(entry, config, "catalog") end)
   end,
 }
