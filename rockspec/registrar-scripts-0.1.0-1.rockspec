@@ -49,6 +49,7 @@ build = {
     -- the default scripts, as the daemon's scripts directory holds them
     ["registrar.scripts.backends.consul"] = "scripts/backends/consul.lua",
     ["registrar.scripts.backends.consul.agent"] = "scripts/backends/consul/agent.lua",
+    ["registrar.scripts.backends.consul.blocking"] = "scripts/backends/consul/blocking.lua",
     ["registrar.scripts.backends.consul.catalog"] = "scripts/backends/consul/catalog.lua",
     ["registrar.scripts.backends.consul.kv"] = "scripts/backends/consul/kv.lua",
     ["registrar.scripts.backends.consul.service"] = "scripts/backends/consul/service.lua",
