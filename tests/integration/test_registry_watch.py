@@ -190,6 +190,21 @@ class EtcdV2(Scenarios, EtcdTest):
         reg.wait_log(r"watch ended: .*(cleared|outdated).*; auditing, then watching again", since=mark, timeout=20)
         h.wait_until(lambda: self.repaired(a, docs[a]), timeout=20, message="a repair after falling behind")
 
+    def test_in_ttl_mode_a_watch_that_fell_behind_goes_on_and_refreshes_restore_what_went(self):
+        reg, a, b = self.two_registered(interval="300", mode="ttl")
+        docs = self.services()
+        mark = reg.mark()
+        reg.signal(signal.SIGSTOP)      # as the refreshes of thousands of keys do each interval
+        try:
+            for i in range(1100):
+                self.etcd.v2_put("/services/zz-filler", str(i))
+            self.delete(a)
+        finally:
+            reg.signal(signal.SIGCONT)
+        h.wait_until(lambda: self.services().get(a) == docs[a], timeout=20, message="a rewritten by its refresh")
+        time.sleep(1)
+        self.assertNotIn("watch ended", reg.log()[mark:])
+
     def test_ttl_mode_refreshes_each_key_once_per_interval_and_reads_nothing(self):
         reg, a, b = self.two_registered(interval="300", mode="ttl")
         time.sleep(1)

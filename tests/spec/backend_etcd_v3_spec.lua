@@ -58,6 +58,24 @@ describe("etcd backend, v3 API", function()
     assert.same({ key = "/services/web/80", value = '{"a":1}' }, json.decode(b64.decode(ops[2].requestPut.value)))
   end)
 
+  it("keeps each transaction under etcd's request size, a key too large for one after its record", function()
+    local b = open()
+    local big = string.rep("k", 700 * 1024)        -- a host document listing 10 000 containers is this large
+    local puts = { { key = "/hosts/web-3", value = big } }
+    for i = 1, 3 do puts[#puts + 1] = { key = "/services/s" .. i, value = string.rep("v", 300 * 1024) } end
+    assert.is_true(b:apply(puts, {}))
+    local seen = {}
+    for i = 1, #requests do
+      local ops, bytes = body(i).success, 0
+      for _, op in ipairs(ops) do bytes = bytes + #op.requestPut.key + #op.requestPut.value end
+      assert.is_true(bytes <= 1024 * 1024, ("transaction %d holds %d bytes"):format(i, bytes))
+      for _, op in ipairs(ops) do seen[#seen + 1] = b64.decode(op.requestPut.key) end
+    end
+    assert.equal("/hosts/mesos-master/keys/hosts/web-3", seen[1])      -- its record first, alone
+    assert.equal("/hosts/web-3", seen[2])
+    assert.equal(8, #seen)                                              -- nothing left out
+  end)
+
   it("splits many changes into transactions of at most 128 operations", function()
     local b = open()
     local puts = {}

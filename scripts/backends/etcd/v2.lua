@@ -11,7 +11,8 @@
 -- directory holding the services prefix and this host's document, one
 -- event per answer, from the index of the last audit on.  etcd keeps the
 -- last 1000 events only: a watch that fell further behind is told so, and
--- the engine audits and watches again.  An idle poll is asked again every
+-- the engine audits and watches again (in ttl mode it goes on from etcd's
+-- index instead: its refreshes of every key find one deleted meanwhile).  An idle poll is asked again every
 -- 10 minutes.
 
 local registrar = require "registrar"
@@ -165,15 +166,21 @@ function V2:watch()
       if not tostring(err):find("timed out", 1, true) then return nil, err end
     else
       local ev = json.decode(res.body)
-      if res.status ~= 200 or type(ev) ~= "table" then
+      if type(ev) == "table" and ev.errorCode == 401 and self.ttl and tonumber(ev.index) then
+        -- Fell out of etcd's last 1000 events, as ttl mode's own refreshes
+        -- of many keys do each interval: go on from now.  The refreshes find
+        -- a key deleted meanwhile (404); an audit here would rewrite them all.
+        self.watch_from = tonumber(ev.index) + 1
+      elseif res.status ~= 200 or type(ev) ~= "table" then
         if type(ev) == "table" and ev.errorCode == 401 then self.watch_from = nil end
         local why = type(ev) == "table" and (ev.message or "") .. (ev.cause and (" (" .. ev.cause .. ")") or "")
         return nil, ("GET %s: status %d: %s"):format(path, res.status, why or res.body)
+      else
+        local index = type(ev.node) == "table" and tonumber(ev.node.modifiedIndex)
+        if index then self.watch_from = index + 1 end
+        local changes = self:changes(ev)
+        if #changes > 0 then return changes end
       end
-      local index = type(ev.node) == "table" and tonumber(ev.node.modifiedIndex)
-      if index then self.watch_from = index + 1 end
-      local changes = self:changes(ev)
-      if #changes > 0 then return changes end
     end
   end
 end
@@ -188,6 +195,7 @@ return {
       host = config.hostname,
       host_key = host_key,
       watch_dir = common_dir(prefix, host_key):gsub("^$", "/"),
+      ttl = config.service_ttl == "ttl",
       mine = {},
     }, V2)
   end,

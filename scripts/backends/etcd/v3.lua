@@ -7,8 +7,8 @@
 -- keys, whatever the size of the shared prefix.  Keys other hosts own, or
 -- anyone else wrote, are never read, changed or deleted.
 --
--- Many changes go out as one transaction (up to 64 keys; etcd allows 128
--- operations).  ttl mode attaches every key and record to one lease for
+-- Many changes go out as one transaction (up to 64 keys, etcd allowing
+-- 128 operations, and about 1 MiB: etcd refuses 1.5).  ttl mode attaches every key and record to one lease for
 -- this host, kept alive by one request per interval; when the lease is
 -- lost, refresh() fails and the engine writes everything again under a
 -- new one.
@@ -122,8 +122,46 @@ function V3:watched(stored)
   return not self.range or (stored >= self.range.from and stored < self.range.to)
 end
 
+-- A transaction carries at most MAX_OPS operations and about
+-- MAX_TXN_BYTES of keys and values: etcd refuses a request over 1.5 MiB
+-- (--max-request-bytes), and a host document listing 10 000 containers'
+-- keys is close to 1 MiB on its own.
+local MAX_TXN_BYTES = 1024 * 1024
+
+local function op_bytes(op)
+  local body = op.requestPut or op.requestDeleteRange
+  return #body.key + #(body.value or "")
+end
+
+-- Each change is a group of operations (its key and its record) that goes
+-- out in one transaction; a group too large for one goes out one
+-- operation per transaction, in the order of group.alone (a record
+-- before its key, a key before its record), so a crash in between never
+-- leaves a key nobody owns.
+local function transactions(groups)
+  local txns, txn, bytes = {}, {}, 0
+  local function flush()
+    if #txn > 0 then txns[#txns + 1] = txn end
+    txn, bytes = {}, 0
+  end
+  for _, group in ipairs(groups) do
+    local size = 0
+    for _, op in ipairs(group) do size = size + op_bytes(op) end
+    if size > MAX_TXN_BYTES then
+      flush()
+      for _, i in ipairs(group.alone) do txns[#txns + 1] = { group[i] } end
+    else
+      if #txn + #group > MAX_OPS or bytes + size > MAX_TXN_BYTES then flush() end
+      for _, op in ipairs(group) do txn[#txn + 1] = op end
+      bytes = bytes + size
+    end
+  end
+  flush()
+  return txns
+end
+
 function V3:apply(puts, deletes)
-  local ops, lease = {}, nil
+  local groups, lease = {}, nil
   if self.ttl and #puts > 0 then
     local err
     lease, err = self:lease()
@@ -134,19 +172,23 @@ function V3:apply(puts, deletes)
     local stored = self:stored(e.key)
     self.mine[stored] = true            -- before etcd has it: a watch event may come first
     widen = widen or not self:watched(stored)
-    ops[#ops + 1] = { requestPut = { key = b64.encode(stored), value = b64.encode(e.value), lease = lease } }
     local record = json.encode { key = e.key, value = e.value }
-    ops[#ops + 1] = { requestPut = { key = b64.encode(self:record(e.key)), value = b64.encode(record), lease = lease } }
+    groups[#groups + 1] = {
+      { requestPut = { key = b64.encode(stored), value = b64.encode(e.value), lease = lease } },
+      { requestPut = { key = b64.encode(self:record(e.key)), value = b64.encode(record), lease = lease } },
+      alone = { 2, 1 },
+    }
   end
   for _, e in ipairs(deletes) do
     self.mine[self:stored(e.key)] = nil
-    ops[#ops + 1] = { requestDeleteRange = { key = b64.encode(self:stored(e.key)) } }
-    ops[#ops + 1] = { requestDeleteRange = { key = b64.encode(self:record(e.key)) } }
+    groups[#groups + 1] = {
+      { requestDeleteRange = { key = b64.encode(self:stored(e.key)) } },
+      { requestDeleteRange = { key = b64.encode(self:record(e.key)) } },
+      alone = { 1, 2 },
+    }
   end
-  for first = 1, #ops, MAX_OPS do
-    local success = json.array {}
-    for i = first, math.min(first + MAX_OPS - 1, #ops) do success[#success + 1] = ops[i] end
-    local doc, err = self:call("kv/txn", { success = success })
+  for _, ops in ipairs(transactions(groups)) do
+    local doc, err = self:call("kv/txn", { success = json.array(ops) })
     if not doc then return nil, err end
   end
   if widen then self:stop_watch("a key outside the watched range") end
