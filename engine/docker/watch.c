@@ -39,6 +39,8 @@ struct known {
     bool discard;               /* the inspection under way predates a death */
     bool event_read;            /* read after an event since the last listing */
     bool warned;                /* its bad answers were reported once */
+    bool shares_network;        /* network mode container:<id> */
+    struct known *queue_next;
     long long held_until;       /* draining after a kill: not read again before */
 };
 
@@ -62,11 +64,21 @@ struct watch {
     /* The last listing that found the table in step with it, and seq then:
      * the same answer again, with nothing changed since, is not read. */
     unsigned long long quiet_digest, quiet_changes;
+    /* Inspections under way, and those waiting: a start-up with thousands
+     * of containers asks Docker a few at a time (curl's cost of a transfer
+     * grows with the number under way). */
+    int inspects_running;
+    struct known *queue_head, *queue_tail;
+    int sharing;                /* containers in network mode container:<id> */
 };
+
+#define MAX_INSPECTS 16
 
 #define DRAIN_MARGIN_MS 2000L   /* past a container's stop timeout */
 
 static void inspect(struct watch *w, struct known *k);
+static void start_inspect(struct watch *w, struct known *k);
+static void inspect_next(struct watch *w);
 
 /* ---- the table ---------------------------------------------------------- */
 
@@ -110,6 +122,8 @@ static void inspect_dependents(struct watch *w, const struct known *k)
     struct map_iter it;
     const char *id;
     void *v;
+    if (w->sharing == 0)        /* the common case: no walk over the table per change */
+        return;
     map_iter_init(&it, w->known);
     while (map_iter_next(&it, &id, &v)) {
         struct known *d = v;
@@ -120,10 +134,23 @@ static void inspect_dependents(struct watch *w, const struct known *k)
     }
 }
 
+static bool shares_network(const cJSON *container)
+{
+    const cJSON *mode = cJSON_GetObjectItemCaseSensitive(container, "network_mode");
+    return cJSON_IsString(mode) && strncmp(mode->valuestring, "container:", 10) == 0;
+}
+
+static void set_sharing(struct watch *w, struct known *k, bool shares)
+{
+    w->sharing += (int)shares - (int)k->shares_network;
+    k->shares_network = shares;
+}
+
 static void set_container(struct watch *w, struct known *k, cJSON *container)
 {
     cJSON_Delete(k->container);
     k->container = container;
+    set_sharing(w, k, shares_network(container));
     k->updated = ++w->seq;
     w->changes++;
     w->cb.changed(w->cb.arg, k->id, container);
@@ -137,6 +164,7 @@ static void drop(struct watch *w, struct known *k)
     bool had = k->container != NULL;
     cJSON_Delete(k->container);
     k->container = NULL;
+    set_sharing(w, k, false);
     k->updated = ++w->seq;
     w->changes++;
     if (had)
@@ -459,6 +487,7 @@ static void on_inspect(struct http_transfer *x, const struct http_response *res,
     char buf[320];
     (void)x;
 
+    inspect_next(w);
     /* still "inspecting" while applying, so drop() cannot free k under us */
     if (k->discard)
         k->discard = false;     /* it may say "running" about a dead container */
@@ -490,7 +519,6 @@ static void on_inspect(struct http_transfer *x, const struct http_response *res,
 
 static void inspect(struct watch *w, struct known *k)
 {
-    char buf[320];
     if (k->inspecting) {
         k->again = true;
         return;
@@ -502,9 +530,41 @@ static void inspect(struct watch *w, struct known *k)
     k->inspecting = true;
     if (w->list_running)
         w->list_requests++;
+    if (w->inspects_running >= MAX_INSPECTS) {
+        k->queue_next = NULL;   /* waits for a free slot, "inspecting" meanwhile */
+        if (w->queue_tail != NULL)
+            w->queue_tail->queue_next = k;
+        else
+            w->queue_head = k;
+        w->queue_tail = k;
+        return;
+    }
+    start_inspect(w, k);
+}
+
+static void start_inspect(struct watch *w, struct known *k)
+{
+    char buf[320];
     if (docker_session_inspect(w->session, k->id, on_inspect, k) == NULL) {
         k->inspecting = false;
         log_error("container %s: cannot start an inspect", label(k, buf, sizeof buf));
+        return;
+    }
+    w->inspects_running++;
+}
+
+/* An inspection ended: the next waiting one goes (and the one after, if
+ * that one could not start). */
+static void inspect_next(struct watch *w)
+{
+    w->inspects_running--;
+    while (w->queue_head != NULL && w->inspects_running < MAX_INSPECTS) {
+        struct known *k = w->queue_head;
+        w->queue_head = k->queue_next;
+        if (w->queue_head == NULL)
+            w->queue_tail = NULL;
+        k->again = false;       /* it reads the container as it is now */
+        start_inspect(w, k);
     }
 }
 
