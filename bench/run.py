@@ -1,21 +1,24 @@
-#!/usr/bin/env python3
 """run.py: the registrar benchmarks, on real parts (a private dockerd, etcd
 3.4 with v2 and v3, the Consul stand-in) and, beyond what one machine runs
 as real containers, on the replay server (bench/replay_docker.py:
 SYNTHETIC containers copied from one recorded by a real dockerd).
 
-    sudo /usr/bin/python3 bench/run.py --all            # everything, about 40 minutes
-    sudo /usr/bin/python3 bench/run.py --all --quick    # a smoke run, a few minutes
+    sudo /usr/bin/python3 bench/run.py --all            # everything, about 45 minutes on 2 cores
+    sudo /usr/bin/python3 bench/run.py --all --quick    # a smoke run, about 8 minutes
     sudo /usr/bin/python3 bench/run.py latency idle     # some parts only
     /usr/bin/python3 bench/run.py report                # the tables of the last results
     /usr/bin/python3 bench/run.py plot                  # its pictures, docs/img/*.png
 
+The binary measured is --registrar, else $REGISTRAR_BIN, else build/registrar.
+/usr/bin/python3: the pictures need Debian's python3-matplotlib.
+
 Parts:
-    latency   start/die event -> key put/deleted, 200 real containers; events vs 3000 ms polling
+    latency   start/die event -> keys put/deleted, 200 real containers; events vs 3000 ms polling
     bulk      100 and 300 real containers running, registrar started -> all keys (v2, v3)
     idle      100 real containers: CPU per hour, requests per resync, memory (v3, v2, Consul)
     drift     a key deleted (overwritten) by hand -> back (v3, v2, Consul)
     scale     synthetic: 100, 1 000, 10 000 containers: resync cost, bulk, memory; a burst of 1 000
+              (Consul stand-in rows up to --consul-max containers only)
 
 Results go to bench/results/latest.json (--out); running some parts only
 replaces those parts there.  Figures are printed, never asserted: this is
@@ -124,6 +127,8 @@ def main(argv=None):
     ap.add_argument("--idle-seconds", type=int, default=60)
     ap.add_argument("--drift-deletions", type=int, default=50)
     ap.add_argument("--scale-sizes", default="100,1000,10000")
+    ap.add_argument("--consul-max", type=int, default=1000,
+                    help="scale: no Consul stand-in rows above this many containers (it fills in N^2)")
     ap.add_argument("--repeat", type=int, default=3, help="bulk: runs of each, the median is reported")
     args = ap.parse_args(argv)
 
