@@ -2,6 +2,7 @@
 daemons (one private dockerd, one etcd with v2 and v3, started when first
 needed and stopped at the end), the real containers running on that
 dockerd, and a fresh registry for each registrar run."""
+import ipaddress
 import os
 import shutil
 import tempfile
@@ -25,7 +26,7 @@ class Context:
 
     def docker(self):
         if self._docker is None:
-            self._docker = h.Dockerd()
+            self._docker = h.Dockerd(bridge_subnet=free_subnet())
             self._docker.start()
             self._image = self._docker.import_busybox()
         return self._docker
@@ -77,3 +78,16 @@ class Context:
         if self._etcd is not None:
             self._etcd.cleanup()
         shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def free_subnet():
+    """A /22 for the bench's bridge: the harness's own /24 has addresses
+    for 253 containers, bulk runs 300.  Taken from 10.199.0.0/16, beside
+    the 10.200-249 range the tests take their /24s from."""
+    from support.docker import _used_ipv4_networks
+    used = _used_ipv4_networks()
+    for third in range(0, 256, 4):
+        cand = ipaddress.ip_network("10.199.%d.0/22" % third)
+        if not any(cand.overlaps(u) for u in used):
+            return str(cand)
+    raise RuntimeError("no free /22 in 10.199.0.0/16 for the bench's bridge")
