@@ -19,6 +19,14 @@ def _plt():
     return plt
 
 
+def _save(plt, fig, img, name):
+    fig.tight_layout()
+    path = os.path.join(img, name)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
 def _cdf(ax, samples, label, style):
     got = sorted(s for s in samples if s is not None)
     if not got:
@@ -47,11 +55,7 @@ def latency(results, img):
     axes[0].legend(loc="lower right")
     fig.suptitle("registrar latency, %d real containers, 2 ports each%s"
                  % (out["containers"], " (quick run)" if out.get("quick") else ""))
-    fig.tight_layout()
-    path = os.path.join(img, "latency.png")
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, img, "latency.png")
 
 
 def resync_cost(results, img):
@@ -84,11 +88,7 @@ def resync_cost(results, img):
     axes[0].legend(fontsize="small")
     fig.suptitle("Cost of a full resync against containers, interval %d ms%s"
                  % (out["interval_ms"], " (quick run)" if out.get("quick") else ""))
-    fig.tight_layout()
-    path = os.path.join(img, "resync_cost.png")
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, img, "resync_cost.png")
 
 
 def draw(results, img):

@@ -83,7 +83,21 @@ class _KeyLog:
             return self.events[-1][0] if self.events else None
 
 
-class V3Watch(_KeyLog):
+class _WatchStream(_KeyLog):
+    """A watch read by a thread of its own from self.resp (_follow), over
+    self.conn, until close()."""
+
+    def _read(self):
+        try:
+            self._follow()
+        except (OSError, http.client.HTTPException, ValueError):
+            pass                        # closed: the watch is over
+
+    def close(self):
+        _hang_up(self.conn.sock)
+
+
+class V3Watch(_WatchStream):
     """An etcd v3 watch (JSON gateway) on every key starting with prefix."""
 
     def __init__(self, etcd, prefix):
@@ -99,12 +113,6 @@ class V3Watch(_KeyLog):
         if not self.created.wait(10):
             raise RuntimeError("etcd did not create the watch on %s" % prefix)
 
-    def _read(self):
-        try:
-            self._follow()
-        except (OSError, http.client.HTTPException, ValueError):
-            pass                        # closed: the watch is over
-
     def _follow(self):
         for line in self.resp:
             now = time.monotonic()
@@ -116,11 +124,8 @@ class V3Watch(_KeyLog):
                 value = base64.b64decode(kv.get("value", "")).decode() if ev.get("type") != "DELETE" else None
                 self.record(now, ev.get("type", "PUT"), base64.b64decode(kv["key"]).decode(), value)
 
-    def close(self):
-        _hang_up(self.conn.sock)
 
-
-class V2Watch(_KeyLog):
+class V2Watch(_WatchStream):
     """An etcd v2 streaming watch on a directory, recursively."""
 
     PUTS = ("set", "create", "update", "compareAndSwap")
@@ -134,12 +139,6 @@ class V2Watch(_KeyLog):
         if self.resp.status != 200:
             raise RuntimeError("etcd v2 watch on %s: status %d" % (prefix, self.resp.status))
         threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self):
-        try:
-            self._follow()
-        except (OSError, http.client.HTTPException, ValueError):
-            pass                        # closed: the watch is over
 
     def _follow(self):
         while True:
@@ -156,8 +155,6 @@ class V2Watch(_KeyLog):
             kind = "PUT" if ev.get("action") in self.PUTS else "DELETE"
             self.record(now, kind, node.get("key"), node.get("value") if kind == "PUT" else None)
 
-    def close(self):
-        _hang_up(self.conn.sock)
 
 
 class DockerEvents:
