@@ -129,7 +129,7 @@ def main(argv=None):
     ap.add_argument("--scale-sizes", default="100,1000,10000")
     ap.add_argument("--scale-configs", default="",
                     help='scale: only these, e.g. "v2 prune,v3 ttl" (default: all six)')
-    ap.add_argument("--consul-max", type=int, default=1000,
+    ap.add_argument("--consul-max", type=int, default=100,
                     help="scale: no Consul stand-in rows above this many containers (it fills in N^2)")
     ap.add_argument("--repeat", type=int, default=3, help="bulk: runs of each, the median is reported")
     args = ap.parse_args(argv)

@@ -30,7 +30,7 @@ INTERVAL = 3000
 # The Consul stand-in (tests/consul_standin) redoes its anti-entropy over
 # every service on each registration, so filling it costs N^2: 2 000
 # services take minutes, 20 000 would take hours.  Above this many
-# containers the Consul rows are left out (--consul-max, 1000 by default).
+# containers the Consul rows are left out (--consul-max, 100 by default).
 
 
 
