@@ -4,7 +4,7 @@ as real containers, on the replay server (bench/replay_docker.py:
 SYNTHETIC containers copied from one recorded by a real dockerd).
 
     sudo /usr/bin/python3 bench/run.py --all            # everything, about 45 minutes on 2 cores
-    sudo /usr/bin/python3 bench/run.py --all --quick    # a smoke run, about 8 minutes
+    sudo /usr/bin/python3 bench/run.py --all --quick    # a smoke run, about 5 minutes
     sudo /usr/bin/python3 bench/run.py latency idle     # some parts only
     /usr/bin/python3 bench/run.py report                # the tables of the last results
     /usr/bin/python3 bench/run.py plot                  # its pictures, docs/img/*.png
