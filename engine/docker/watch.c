@@ -61,7 +61,7 @@ struct watch {
     long long list_started;
     unsigned long long list_digest;   /* fingerprint_listing of the running listing */
     bool list_settled;          /* ... which found every container as it was */
-    /* The last listing that found the table in step with it, and seq then:
+    /* The last listing that found the table in step with it, and changes then:
      * the same answer again, with nothing changed since, is not read. */
     unsigned long long quiet_digest, quiet_changes;
     /* Inspections under way, and those waiting: a start-up with thousands
