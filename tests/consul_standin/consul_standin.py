@@ -2937,11 +2937,13 @@ class _Handler(BaseHTTPRequestHandler):
         except Exception as e:  # a bug in the stand-in: say so loudly
             resp = text_response(500, "consul stand-in internal error: %r" % (e,))
             standin._log_line("INTERNAL ERROR %r" % (e,))
-        self._write(req, resp)
+        # logged before the answer goes out, so the log keeps the order in
+        # which a client saw its requests answered
         standin._log_line("%s %s %s%s %d %.1fms" % (
             self.client_address[0], self.command, raw_path,
             ("?" + _redact_token(raw_query)) if raw_query else "", resp.status,
             (time.monotonic() - start) * 1000))
+        self._write(req, resp)
 
     def _write(self, req, resp):
         body = resp.body
