@@ -106,15 +106,20 @@ class DockerTest(unittest.TestCase):
         self.addCleanup(remove_all_containers, self.docker)
 
 
+def start_class_etcd(cls):
+    """One private etcd (v2 API enabled) for a test class, as cls.etcd."""
+    cls.etcd = h.Etcd(enable_v2=True)
+    cls.addClassCleanup(cls.etcd.cleanup)
+    cls.etcd.start()
+
+
 class EtcdTest(DockerTest):
     """DockerTest plus one private etcd (v2 API enabled) per test class."""
 
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        cls.etcd = h.Etcd(enable_v2=True)
-        cls.addClassCleanup(cls.etcd.cleanup)
-        cls.etcd.start()
+        start_class_etcd(cls)
 
 
 def make_certs(d):

@@ -19,7 +19,7 @@ import time
 import unittest
 
 import harness as h
-from common import SOURCE, start_registrar
+from common import SOURCE, start_class_etcd, start_registrar
 from fake_docker import FakeDocker, inspect_doc
 from support.util import _clean_env, _find
 
@@ -256,9 +256,7 @@ class EtcdClients(FakeDockerTest):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        cls.etcd = h.Etcd(enable_v2=True)
-        cls.addClassCleanup(cls.etcd.cleanup)
-        cls.etcd.start()
+        start_class_etcd(cls)
 
     def setUp(self):
         super().setUp()
