@@ -28,14 +28,17 @@
 
 #include "core/log.h"
 #include "core/loop.h"
+#include "core/zk_events.h"
 
 /* A create whose parents keep vanishing (another host pruning them) is
  * tried this many times. */
 #define CREATE_ROUNDS 4
 #define RENEW_RETRY_MS 1000L
 #define AUTH_RETRY_MS 5000L
+/* Node events a session keeps for a watch() that is slow to take them. */
+#define NODE_EVENTS_MAX 4096
 
-enum msg_type { MSG_OP, MSG_EVENT, MSG_LOG };
+enum msg_type { MSG_OP, MSG_EVENT, MSG_NODE, MSG_LOG };
 
 struct msg {
     struct msg *next;
@@ -60,6 +63,15 @@ struct event {
     int timeout_ms;             /* CONNECTED: the negotiated session timeout */
 };
 
+/* A watch fired: which znode, and how. */
+struct node_msg {
+    struct msg msg;
+    struct zk_session *s;
+    unsigned gen;
+    enum zk_event_type type;
+    char path[];
+};
+
 struct logline {
     struct msg msg;
     char text[];
@@ -75,7 +87,7 @@ struct zk_op {
     char *data;
     size_t len;
     int version;
-    bool ephemeral, parents;
+    bool ephemeral, parents, watch;
     long timeout_ms;
     unsigned gen;               /* the handle the last request went to */
     bool in_library, in_batch;  /* and msg.queued */
@@ -110,6 +122,8 @@ struct zk_session {
     int state;                  /* the last state logged; 0 before any */
     bool connected_once, init_failing, closing;
     struct zk_op *ops;
+    struct zk_events events;    /* node events, for zk_event_take */
+    char watches_lost[160];     /* why the watches went: said once a new session is up */
     struct ACL acl_items[2];
     struct ACL_vector acl;
 };
@@ -240,12 +254,51 @@ static void on_void(int rc, const void *data)
     answered(op);
 }
 
+/* Node events.  A request with watch set leaves the handle's own watcher
+ * (this one, with its struct handle) on the path; what we rely on, from
+ * the C client's source (zookeeper.c, zk_hashtable.c, 3.8):
+ *  - it is held once per path in one of three tables (data, exist,
+ *    child): arming a path again adds nothing, here or at the server;
+ *  - a get or a children sets it only when the znode exists; an exists
+ *    sets it either way, and on a missing znode it fires when created;
+ *  - it fires once: the event takes the path out of its table;
+ *  - a new connection within the same session sends every armed path
+ *    again (SetWatches, with the last zxid seen), and the server fires at
+ *    once those whose znode changed meanwhile: a lost connection loses no
+ *    watch, so it is not reported;
+ *  - an expired session's handle is dead; the new handle we start has
+ *    empty tables: the watches are gone, which zk_event_take says once the
+ *    new session is up (so that the audit it leads to can be answered);
+ *  - session events come once to this watcher, whatever is armed. */
+static void node_event(struct handle *h, int type, const char *path)
+{
+    size_t n = path ? strlen(path) : 0;
+    struct node_msg *m = malloc(sizeof *m + n + 1);
+    if (m == NULL)
+        return;                 /* the next audit finds what it was about */
+    m->msg.type = MSG_NODE;
+    m->s = h->s;
+    m->gen = h->gen;
+    m->type = type == ZOO_CREATED_EVENT ? ZK_EVENT_CREATED
+              : type == ZOO_DELETED_EVENT ? ZK_EVENT_DELETED
+              : type == ZOO_CHANGED_EVENT ? ZK_EVENT_CHANGED
+              : type == ZOO_CHILD_EVENT ? ZK_EVENT_CHILD : ZK_EVENT_NOTWATCHING;
+    memcpy(m->path, path ? path : "", n + 1);
+    push(h->z, &m->msg);
+}
+
 static void watcher(zhandle_t *zh, int type, int state, const char *path, void *ctx)
 {
     struct handle *h = ctx;
     struct event *e;
-    (void)path;
-    if (type != ZOO_SESSION_EVENT || h == NULL)
+    if (h == NULL)
+        return;
+    if (type == ZOO_CREATED_EVENT || type == ZOO_DELETED_EVENT || type == ZOO_CHANGED_EVENT ||
+        type == ZOO_CHILD_EVENT || type == ZOO_NOTWATCHING_EVENT) {
+        node_event(h, type, path);
+        return;
+    }
+    if (type != ZOO_SESSION_EVENT)
         return;
     e = calloc(1, sizeof *e);
     if (e == NULL)
@@ -404,16 +457,16 @@ static int send_request(struct zk_op *op)
         rc = zoo_aset(zh, path, op->data ? op->data : "", (int)op->len, op->version, on_stat, op);
         break;
     case ZK_GET:
-        rc = zoo_aget(zh, path, 0, on_data, op);
+        rc = zoo_aget(zh, path, op->watch, on_data, op);
         break;
     case ZK_CHILDREN:
-        rc = zoo_aget_children(zh, path, 0, on_strings, op);
+        rc = zoo_aget_children(zh, path, op->watch, on_strings, op);
         break;
     case ZK_DELETE:
         rc = zoo_adelete(zh, path, op->version, on_void, op);
         break;
     case ZK_EXISTS:
-        rc = zoo_aexists(zh, path, 0, on_stat, op);
+        rc = zoo_aexists(zh, path, op->watch, on_stat, op);
         break;
     default:
         rc = ZBADARGUMENTS;
@@ -570,6 +623,7 @@ struct zk_op *zk_start(struct zk_session *s, const struct zk_request *req, zk_do
     op->version = req->version;
     op->ephemeral = req->ephemeral;
     op->parents = req->parents;
+    op->watch = req->watch && (req->kind == ZK_GET || req->kind == ZK_CHILDREN || req->kind == ZK_EXISTS);
     op->timeout_ms = req->timeout_ms;
     op->done = done;
     op->arg = arg;
@@ -689,6 +743,22 @@ static void start_handle(struct zk_session *s)
     s->h = h;
 }
 
+/* The session is over: its node events are dropped now, and the loss is
+ * said once the next session is up. */
+static void watches_gone(struct zk_session *s, const char *fmt, long long id)
+{
+    zk_events_drop(&s->events);
+    snprintf(s->watches_lost, sizeof s->watches_lost, fmt, (unsigned long long)id);
+}
+
+static void handle_node_event(struct node_msg *m)
+{
+    struct zk_session *s = m->s;
+    if (s->closing || s->h == NULL || m->gen != s->h->gen)
+        return;                 /* an older handle's: its watches are gone */
+    zk_events_push(&s->events, m->type, m->path);
+}
+
 /* Session events: each change of state is logged once. */
 static void handle_event(struct event *e)
 {
@@ -711,14 +781,20 @@ static void handle_event(struct event *e)
             log_info("ZooKeeper %s: connected, new session 0x%llx (timeout %d ms)", s->hosts,
                      (unsigned long long)e->id, e->timeout_ms);
         s->connected_once = true;
+        if (!same && s->watches_lost[0] != '\0') {
+            zk_events_lose(&s->events, s->watches_lost);
+            s->watches_lost[0] = '\0';
+        }
     } else if (e->state == ZOO_EXPIRED_SESSION_STATE) {
         log_warn("ZooKeeper %s: session 0x%llx expired (its ephemeral znodes are gone); starting a new session",
                  s->hosts, (unsigned long long)s->id);
+        watches_gone(s, "the session 0x%llx expired, and its watches with it", s->id);
         s->id = 0;
         renew_later(s, 0);
     } else if (e->state == ZOO_AUTH_FAILED_STATE) {
         log_error("ZooKeeper %s: authentication failed; trying a new session in %ld s", s->hosts,
                   AUTH_RETRY_MS / 1000);
+        watches_gone(s, "authentication failed on session 0x%llx; its watches went with it", s->id);
         s->id = 0;
         renew_later(s, AUTH_RETRY_MS);
     } else if (was == ZOO_CONNECTED_STATE) {
@@ -731,6 +807,7 @@ static void session_free(struct zk_session *s)
 {
     struct zk *z = s->z;
     s->closing = true;
+    zk_events_lose(&s->events, "the session was closed");     /* whoever waits is told */
     /* out of the list first: nothing the drain below resumes can take it */
     if (s->prev)
         s->prev->next = s->next;
@@ -745,6 +822,7 @@ static void session_free(struct zk_session *s)
     drain(z);                   /* every answer of s, and its events, are handled */
     while (s->ops != NULL)      /* none should be left; never leak them */
         op_free(s->ops);
+    zk_events_clear(&s->events);
     free(s->key);
     free(s->hosts);
     if (s->auth != NULL) {
@@ -802,6 +880,7 @@ struct zk_session *zk_session_get(struct zk *z, const char *hosts, const char *u
     s->key = key;
     s->timeout_ms = timeout_ms;
     s->refs = 1;
+    zk_events_init(&s->events, NODE_EVENTS_MAX);
     /* with credentials: all rights to the creator's digest, reading to
      * everyone; without: open */
     if (s->auth != NULL) {
@@ -828,6 +907,24 @@ void zk_session_put(struct zk_session *s)
     if (s->close_timer == 0)
         s->close_timer = loop_timer_add(s->z->lp, 0, on_close, s);
 }
+
+/* ---- node events ------------------------------------------------------------ */
+
+int zk_event_take(struct zk_session *s, struct zk_node_event *ev, char *why, size_t whylen)
+{
+    if (s->closing) {
+        snprintf(why, whylen, "the session was closed");
+        return -1;
+    }
+    return zk_events_take(&s->events, ev, why, whylen);
+}
+
+bool zk_event_wait(struct zk_session *s, zk_ready_fn *fn, void *arg)
+{
+    return !s->closing && zk_events_wait(&s->events, fn, arg);
+}
+
+void zk_event_cancel(struct zk_session *s) { zk_events_cancel(&s->events); }
 
 /* ---- the hub ------------------------------------------------------------------------ */
 
@@ -860,6 +957,10 @@ static void drain(struct zk *z)
             }
             case MSG_EVENT:
                 handle_event((struct event *)m);
+                free(m);
+                break;
+            case MSG_NODE:
+                handle_node_event((struct node_msg *)m);
                 free(m);
                 break;
             case MSG_LOG:

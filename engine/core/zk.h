@@ -16,12 +16,20 @@
  * the session, and with it the ephemeral znodes written under it.  A
  * session the server expired is replaced by a new one at once; its id
  * changes (zk_session_id), which is how a backend learns that its
- * ephemeral znodes are gone. */
+ * ephemeral znodes are gone.
+ *
+ * Watches: a get, exists or children with watch set leaves a one-shot
+ * watch on the path; when it fires, the event waits in the session's
+ * queue for zk_event_take.  Watches live as long as the session (a
+ * reconnect keeps them); when it expires they are gone, and the next take
+ * after the new session is up says so. */
 #ifndef REGISTRAR_ZK_H
 #define REGISTRAR_ZK_H
 
 #include <stdbool.h>
 #include <stddef.h>
+
+#include "core/zk_events.h"
 
 struct loop;
 struct zk;
@@ -42,6 +50,7 @@ struct zk_request {
     int version;                /* set, delete: the version it must have; -1 any */
     bool ephemeral;             /* create: bound to the session */
     bool parents;               /* create: missing parents are created first (persistent, empty) */
+    bool watch;                 /* get, exists, children: leave a watch (zk.c says which fires when) */
     long timeout_ms;            /* 0: no timeout of ours */
 };
 
@@ -92,6 +101,15 @@ struct zk_op *zk_start(struct zk_session *s, const struct zk_request *req, zk_do
 /* The done callback will not be called; the answer, when it comes, is
  * dropped.  Only before done ran. */
 void zk_cancel(struct zk_op *op);
+
+/* The session's next node event: 1 and *ev (its path the caller's to
+ * free); -1 and why when the watches are gone (the session expired or
+ * closed) or their events overflowed: read everything again and arm anew;
+ * 0: none yet.  zk_event_wait then calls fn(arg) once when there is one
+ * (false: someone else waits, or the session is closing). */
+int zk_event_take(struct zk_session *s, struct zk_node_event *ev, char *why, size_t whylen);
+bool zk_event_wait(struct zk_session *s, zk_ready_fn *fn, void *arg);
+void zk_event_cancel(struct zk_session *s);
 
 /* The short name of a ZooKeeper error code ("nonode"). */
 const char *zk_code_name(int rc);
