@@ -4,10 +4,12 @@
  *                                   session_timeout = ms, timeout = ms}
  *   zk:create(path, data[, {ephemeral =, parents =}]) -> path
  *   zk:set(path, data[, version])   -> stat
- *   zk:get(path)                    -> data, stat
- *   zk:children(path)               -> {names, sorted}
+ *   zk:get(path[, {watch =}])       -> data, stat
+ *   zk:children(path[, {watch =}])  -> {names, sorted}
  *   zk:delete(path[, version])      -> true
- *   zk:exists(path)                 -> stat, or false
+ *   zk:exists(path[, {watch =}])    -> stat, or false
+ *   zk:event()  -> {type = "created"|"deleted"|"changed"|"child"|"notwatching", path =}, the next
+ *                  watch that fired; nil, why when the watches are gone (read again, arm anew)
  *   zk:id()  -> the session's id (0 while there is none);  zk:state() -> "connected", ...
  *
  * A failure is nil, message, code ("nonode", "nodeexists", "badversion",
@@ -17,6 +19,8 @@
  * resumes it.  The results are built on the main thread under lua_pcall
  * and moved over, so a full state fails that call instead of the daemon. */
 #include <lauxlib.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "core/zk.h"
@@ -29,6 +33,7 @@
 struct lsession {
     struct zk_session *s;
     long timeout_ms;            /* each call's */
+    lua_State *waiting;         /* the hook in zk:event(), or NULL */
 };
 
 /* ---- answers --------------------------------------------------------------- */
@@ -211,12 +216,114 @@ static int zk_read(lua_State *L, enum zk_kind kind, const char *method)
     struct lsession *ls = check_session(L, method);
     struct zk_request req = { .kind = kind, .version = -1 };
     req.path = luaL_checkstring(L, 2);
+    if (!lua_isnoneornil(L, 3)) {
+        luaL_checktype(L, 3, LUA_TTABLE);
+        lua_getfield(L, 3, "watch");
+        req.watch = lua_toboolean(L, -1);
+        lua_pop(L, 1);
+    }
     return start(L, ls, &req, method);
 }
 
 static int zk_get(lua_State *L) { return zk_read(L, ZK_GET, "get"); }
 static int zk_children(lua_State *L) { return zk_read(L, ZK_CHILDREN, "children"); }
 static int zk_exists(lua_State *L) { return zk_read(L, ZK_EXISTS, "exists"); }
+
+/* ---- node events ---------------------------------------------------------- */
+
+struct taken {
+    int rc;                     /* zk_event_take's */
+    struct zk_node_event ev;
+    char why[256];
+};
+
+/* Under lua_pcall: what zk:event() returns for t. */
+static int push_taken(lua_State *L)
+{
+    const struct taken *t = lua_touserdata(L, 1);
+    lua_settop(L, 0);
+    if (t->rc < 0) {
+        luaL_pushfail(L);
+        lua_pushstring(L, t->why);
+        return 2;
+    }
+    lua_createtable(L, 0, 2);
+    lua_pushstring(L, zk_event_type_name(t->ev.type));
+    lua_setfield(L, -2, "type");
+    lua_pushstring(L, t->ev.path);
+    lua_setfield(L, -2, "path");
+    return 1;
+}
+
+/* The results of the take onto co, built on the main thread. */
+static int move_taken(lua_State *co, struct taken *t)
+{
+    lua_State *L;
+    int base, n;
+    lua_rawgeti(co, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
+    L = lua_tothread(co, -1);
+    lua_pop(co, 1);
+    base = lua_gettop(L);
+    lua_pushcfunction(L, push_taken);
+    lua_pushlightuserdata(L, t);
+    n = lua_pcall(L, 1, LUA_MULTRET, 0) == LUA_OK ? lua_gettop(L) - base : -1;
+    free(t->ev.path);
+    t->ev.path = NULL;
+    if (n < 0 || !lua_checkstack(co, n)) {
+        lua_settop(L, base);    /* out of memory: a failure without a reason */
+        luaL_pushfail(co);
+        return 1;
+    }
+    lua_xmove(L, co, n);
+    return n;
+}
+
+/* ls stays alive meanwhile: the hook waiting holds it (self.zk). */
+static void on_event_ready(void *arg)
+{
+    struct lsession *ls = arg;
+    lua_State *co = ls->waiting;
+    struct taken t = { 0 };
+    ls->waiting = NULL;
+    t.rc = zk_event_take(ls->s, &t.ev, t.why, sizeof t.why);
+    if (t.rc == 0) {            /* cannot be: it called us for something */
+        t.rc = -1;
+        snprintf(t.why, sizeof t.why, "woken without an event");
+    }
+    if (!lua_checkstack(co, 4)) {
+        free(t.ev.path);
+        task_wake(co, 0);
+        return;
+    }
+    task_wake(co, move_taken(co, &t));
+}
+
+static void cancel_event_wait(void *arg)
+{
+    struct lsession *ls = arg;
+    if (ls->s != NULL)
+        zk_event_cancel(ls->s);
+    ls->waiting = NULL;
+}
+
+static int zk_event(lua_State *L)
+{
+    struct lsession *ls = check_session(L, "event");
+    struct taken t = { 0 };
+    lua_settop(L, 1);
+    t.rc = zk_event_take(ls->s, &t.ev, t.why, sizeof t.why);
+    if (t.rc != 0)
+        return move_taken(L, &t);
+    must_wait(L, "event");
+    if (ls->waiting != NULL || !zk_event_wait(ls->s, on_event_ready, ls)) {
+        luaL_pushfail(L);
+        lua_pushliteral(L, "another hook waits for this session's events already");
+        return 2;
+    }
+    ls->waiting = L;
+    task_wait(L, cancel_event_wait, ls);
+    return lua_yield(L, 0);
+}
 
 static int zk_id(lua_State *L)
 {
@@ -236,6 +343,8 @@ static int zk_state(lua_State *L)
 static int zk_release(lua_State *L)
 {
     struct lsession *ls = luaL_checkudata(L, 1, SESSION_MT);
+    if (ls->waiting != NULL)   /* closed under a hook that waits: it waits on nothing now */
+        cancel_event_wait(ls);
     if (ls->s != NULL)
         zk_session_put(ls->s);
     ls->s = NULL;
@@ -295,6 +404,7 @@ static int zk_connect(lua_State *L)
     timeout = opt_ms(L, "timeout", default_timeout);
     ls = lua_newuserdatauv(L, sizeof *ls, 0);
     ls->s = NULL;
+    ls->waiting = NULL;
     ls->timeout_ms = timeout;
     luaL_setmetatable(L, SESSION_MT);
     s = zk_session_get(z, hosts, user, password, (int)session_timeout, err, sizeof err);
@@ -311,7 +421,8 @@ int registrar_zk_open(lua_State *L, const struct registrar_env *env)
 {
     static const luaL_Reg methods[] = {
         { "create", zk_create }, { "set", zk_set }, { "get", zk_get }, { "children", zk_children },
-        { "delete", zk_delete }, { "exists", zk_exists }, { "id", zk_id }, { "state", zk_state },
+        { "delete", zk_delete }, { "exists", zk_exists }, { "event", zk_event }, { "id", zk_id },
+        { "state", zk_state },
         { NULL, NULL },
     };
     if (luaL_newmetatable(L, SESSION_MT)) {
