@@ -24,6 +24,17 @@
 -- session timeout, `ttl`, passed).  When the session expires anyway (a
 -- long outage, a paused host), the engine's client starts a new one and
 -- refresh() reports the old one lost, so everything is written again.
+--
+-- watch(): ZooKeeper's own watches, one-shot, left by the reads.  Each key
+-- of this host carries one (a data watch; an exists watch while the znode
+-- is missing), and the records' directory a child watch.  When one fires,
+-- watch() reads that znode again, leaving the next watch, and reports
+-- what it holds; a record gone from the directory is reported as its key
+-- deleted, so the engine writes both back.  Our own writes fire our own
+-- watches: one more get per key written, one more children() per key
+-- added or removed.  Idle, nothing is asked: the session's pings keep the
+-- watches, across a reconnect too; when the session expires they are
+-- gone, zk:event() says so and the engine audits, which arms them again.
 
 local registrar = require "registrar"
 local uri = require "registrar.uri"
@@ -130,9 +141,13 @@ end
 function ZK:register(entry)
   local ok, err = self:put(self:record(entry.key), json.encode { key = entry.key, value = entry.value })
   if not ok then return nil, err end
+  self.mine[entry.key] = true           -- recorded: a record missing from now on was taken away
   ok, err = self:put(self:path(entry.key), entry.value)
   if not ok then return nil, err end
   if self.ttl then self.session = self.session or self.zk:id() end
+  if not self.armed[entry.key] then     -- else watch() arms it at its next turn
+    self.armed[entry.key] = self.zk:exists(self:path(entry.key), { watch = true }) ~= nil
+  end
   return true
 end
 
@@ -152,6 +167,7 @@ function ZK:remove_empty_parents(key)
 end
 
 function ZK:deregister(entry)
+  self.mine[entry.key], self.armed[entry.key] = nil, nil     -- its watch firing once more is ignored
   local path = self:path(entry.key)
   local ok, err, code = self.zk:delete(path)
   if not ok and code == "notempty" then
@@ -165,29 +181,96 @@ function ZK:deregister(entry)
   return true
 end
 
--- This host's keys, by its records; the value is what the key's znode
--- holds (MISSING or STALE when it is not there as the mode wants it).
+-- What the key's znode holds (MISSING or STALE when it is not there as
+-- the mode wants it), leaving a watch on it: a data watch, or an exists
+-- watch while it is missing (a get leaves none on a missing znode).
+function ZK:read(key)
+  local path = self:path(key)
+  for _ = 1, 5 do
+    local data, stat, why = self.zk:get(path, { watch = true })
+    if data then return self:current(stat) and data or STALE end
+    if why ~= "nonode" then return nil, stat end
+    local there, err = self.zk:exists(path, { watch = true })
+    if there == nil then return nil, err end
+    if not there then return MISSING end
+  end
+  return nil, path .. ": created and deleted again on every attempt"
+end
+
+-- This host's keys, by its records, with their watches armed.
 function ZK:advertised()
-  local names, err, code = self.zk:children(self.records)
+  local names, err, code = self.zk:children(self.records, { watch = true })
   if not names then
     if code == "nonode" then return {} end
     return nil, err
   end
   local out = {}
+  self.mine, self.armed, self.dir_armed = {}, {}, true
   for _, name in ipairs(names) do
     local key = unescape(name)
     if key:sub(1, 1) == "/" then
-      local data, stat, why = self.zk:get(self:path(key))
-      if data then
-        out[key] = self:current(stat) and data or STALE
-      elseif why == "nonode" then
-        out[key] = MISSING
-      else
-        return nil, stat
-      end
+      local value, why = self:read(key)
+      if not value then return nil, why end
+      out[key], self.mine[key], self.armed[key] = value, true, true
     end
   end
   return out
+end
+
+-- Arms what is not armed yet: the records' directory, whose listing
+-- also tells which of our records were taken away ({key = K}: written
+-- back with the key), and each key of ours.
+function ZK:arm()
+  local changes = {}
+  if not self.dir_armed then
+    local names, err, code = self.zk:children(self.records, { watch = true })
+    if not names then
+      if code ~= "nonode" then return nil, err end
+      local there, eerr = self.zk:exists(self.records, { watch = true })   -- for it to come back
+      if there == nil then return nil, eerr end
+      names = {}
+    end
+    self.dir_armed = true
+    local recorded = {}
+    for _, name in ipairs(names) do recorded[unescape(name)] = true end
+    for key in pairs(self.mine) do
+      if not recorded[key] then changes[#changes + 1] = { key = key } end
+    end
+  end
+  for key in pairs(self.mine) do
+    if not self.armed[key] then
+      local there, err = self.zk:exists(self:path(key), { watch = true })
+      if there == nil then return nil, err end
+      self.armed[key] = true
+    end
+  end
+  return changes
+end
+
+function ZK:watch()
+  while true do
+    local changes, err = self:arm()
+    if not changes then return nil, err end
+    if #changes > 0 then return changes end
+    local ev, why = self.zk:event()
+    if not ev then
+      self.armed, self.dir_armed = {}, false
+      return nil, why
+    end
+    if ev.path == self.records then
+      self.dir_armed = false            -- listed again at the top of the loop
+    else
+      local key = ev.path:sub(1, #self.root) == self.root and ev.path:sub(#self.root + 1)
+      if key and self.mine[key] then    -- else: a key we let go of, or not ours
+        local value, rerr = self:read(key)
+        if not value then
+          self.armed[key] = nil
+          return nil, rerr
+        end
+        return { { key = key, value = value ~= MISSING and value or nil } }     -- nil: deleted
+      end
+    end
+  end
 end
 
 -- ttl mode: the session keeps every ephemeral znode alive by itself; a
@@ -226,6 +309,9 @@ function zookeeper.open(text, config)
     prefix = (config.prefix_services or "/services"):gsub("/+$", ""),
     records = root .. (prefix_hosts == "" and "/" or prefix_hosts) .. ".records/" .. escape(config.hostname),
     ttl = config.service_ttl == "ttl" and config.ttl or nil,
+    mine = {},                          -- this host's keys, recorded
+    armed = {},                         -- keys with a watch on them in this session
+    dir_armed = false,                  -- the records' directory has its child watch
   }, ZK)
   -- the records' directory: proves the server answers and the credentials
   -- may create there
