@@ -1,7 +1,8 @@
 -- scripts/backends/zookeeper.lua with registrar.zk.connect replaced by an
 -- in-memory ZooKeeper: URIs, credentials, the key and record layout, the
 -- compare-and-set steps, ownership, pruning of empty parents, and ttl
--- mode's ephemeral znodes and lost sessions.
+-- mode's ephemeral znodes and lost sessions; watch() over the fake's
+-- one-shot watches.
 
 local support = require "support"
 local registrar = require "registrar"
@@ -11,7 +12,8 @@ local json = registrar.json
 -- A ZooKeeper tree as the real one behaves for the calls the backend
 -- makes: versions, ephemeral owners, parents that must exist, NOTEMPTY.
 local function fake_zk(session)
-  local zk = { nodes = { ["/"] = { data = "", version = 0, owner = 0 } }, calls = {}, session = session or 0x51 }
+  local zk = { nodes = { ["/"] = { data = "", version = 0, owner = 0 } }, calls = {}, session = session or 0x51,
+               watches = { data = {}, exist = {}, child = {} }, events = {} }
 
   local function parent(path) return path:match("^(.*)/[^/]+$") end
   local function exists(path) return path == "" or zk.nodes[path] ~= nil end
@@ -30,6 +32,25 @@ local function fake_zk(session)
   local function fail(op, path, code) return nil, op .. " " .. path .. ": " .. code, code end
   local function log(...) zk.calls[#zk.calls + 1] = table.concat({ ... }, " ") end
 
+  -- One-shot watches, as ZooKeeper fires them: a data or exists watch on
+  -- the znode's creation, change and deletion, a child watch on its
+  -- children and its deletion.
+  local function fire(path, type, kinds)
+    for _, kind in ipairs(kinds) do
+      if zk.watches[kind][path] then
+        zk.watches[kind][path] = nil
+        if zk.events[#zk.events] == nil or zk.events[#zk.events].path ~= path then
+          zk.events[#zk.events + 1] = { type = type, path = path }
+        end
+      end
+    end
+  end
+  local function touched(path, type)
+    fire(path, type, type == "deleted" and { "data", "exist", "child" } or { "data", "exist" })
+    if type ~= "changed" then fire(parent(path) == "" and "/" or parent(path), "child", { "child" }) end
+  end
+  local function watching(opts) return type(opts) == "table" and opts.watch end
+
   function zk:create(path, data, opts)
     opts = opts or {}
     log("create", path, opts.ephemeral and "ephemeral" or "persistent")
@@ -46,14 +67,16 @@ local function fake_zk(session)
     local up = zk.nodes[parent(path)]
     if up and up.owner ~= 0 then return fail("create", path, "nochildrenforephemerals") end
     zk.nodes[path] = { data = data or "", version = 0, owner = opts.ephemeral and zk.session or 0 }
+    touched(path, "created")
     return path
   end
 
-  function zk:get(path)
+  function zk:get(path, opts)
     log("get", path)
     if self.down then return fail("get", path, "connectionloss") end
     local node = zk.nodes[path]
     if not node then return fail("get", path, "nonode") end
+    if watching(opts) then zk.watches.data[path] = true end
     return node.data, stat(node, path)
   end
 
@@ -63,6 +86,7 @@ local function fake_zk(session)
     if not node then return fail("set", path, "nonode") end
     if version and version ~= -1 and version ~= node.version then return fail("set", path, "badversion") end
     node.data, node.version = data, node.version + 1
+    touched(path, "changed")
     return stat(node, path)
   end
 
@@ -74,19 +98,34 @@ local function fake_zk(session)
     if version and version ~= -1 and version ~= node.version then return fail("delete", path, "badversion") end
     if #children(path) > 0 then return fail("delete", path, "notempty") end
     zk.nodes[path] = nil
+    touched(path, "deleted")
     return true
   end
 
-  function zk:children(path)
+  function zk:children(path, opts)
     log("children", path)
     if self.down then return fail("children", path, "connectionloss") end
     if not zk.nodes[path] then return fail("children", path, "nonode") end
+    if watching(opts) then zk.watches.child[path] = true end
     return children(path)
   end
 
-  function zk:exists(path)
+  function zk:exists(path, opts)
+    log("exists", path)
     local node = zk.nodes[path]
+    if watching(opts) then zk.watches[node and "data" or "exist"][path] = true end
     return node and stat(node, path) or false
+  end
+
+  -- the real one waits; this one says it would
+  function zk:event()
+    if zk.lost then
+      local why = zk.lost
+      zk.lost = nil
+      return nil, why
+    end
+    if #zk.events == 0 then return nil, "fake: would wait" end
+    return table.remove(zk.events, 1)
   end
 
   function zk:id() return zk.session end
@@ -98,6 +137,8 @@ local function fake_zk(session)
       if node.owner == zk.session then zk.nodes[p] = nil end
     end
     zk.session = zk.session + 1
+    zk.watches, zk.events = { data = {}, exist = {}, child = {} }, {}
+    zk.lost = "the session expired, and its watches with it"
   end
 
   function zk:data(path) return zk.nodes[path] and zk.nodes[path].data end
@@ -352,6 +393,82 @@ describe("zookeeper backend", function()
       assert.is_true(b:refresh { {} })
       assert.equal(zk.session, zk.nodes["/services/web/80"].owner)
     end)
+  end)
+end)
+
+describe("zookeeper backend watch()", function()
+  local backend, zk, saved
+  local A, B = "/services/a/80", "/services/b/80"
+  local RECORDS = "/hosts.records/mesos-master/"
+
+  before_each(function()
+    support.configure { prefix_hosts = "/hosts", prefix_services = "/services", service_ttl = "prune",
+                        ttl = 12000, timeout = 5000 }
+    backend = dofile(support.scripts .. "/backends/zookeeper.lua")
+    zk = fake_zk()
+    saved = registrar.zk.connect
+    registrar.zk.connect = function() return zk end
+  end)
+
+  after_each(function() registrar.zk.connect = saved end)
+
+  -- a and b registered, audited, and the writes' own events taken
+  local function watched()
+    local b = assert(backend.open("zk://a:1", registrar.config))
+    assert(b:register { key = A, value = "va" })
+    assert(b:register { key = B, value = "vb" })
+    assert.same({ [A] = "va", [B] = "vb" }, b:advertised())
+    zk.events, zk.calls = {}, {}
+    return b
+  end
+
+  it("waits asking nothing once the audit armed every key and the records", function()
+    local b = watched()
+    assert.same({ nil, "fake: would wait" }, { b:watch() })
+    assert.same({}, zk.calls)
+  end)
+
+  it("reports a key deleted by hand as deleted, and one overwritten as it now is, watching each again", function()
+    local b = watched()
+    zk:delete(A)
+    assert.same({ { key = A } }, b:watch())
+    assert.is_true(zk.watches.exist[A], "watched for its coming back")
+    zk.calls = {}
+    zk:set(B, "theirs")
+    assert.same({ { key = B, value = "theirs" } }, b:watch())
+    assert.is_true(zk.watches.data[B])
+  end)
+
+  it("reports the key of a record taken away as deleted, so both are written back", function()
+    local b = watched()
+    zk:delete(RECORDS .. "%2Fservices%2Fa%2F80")
+    assert.same({ { key = A } }, b:watch())
+    assert.is_true(zk.watches.child["/hosts.records/mesos-master"])
+  end)
+
+  it("arms a key registered after the audit, and ignores one deregistered", function()
+    local b = watched()
+    assert(b:register { key = "/services/c/80", value = "vc" })
+    assert.is_true(zk.watches.data["/services/c/80"])
+    assert(b:deregister { key = A })
+    zk.calls = {}
+    -- the writes' own events: read again (the echo), nothing to report
+    local changes = b:watch()
+    while changes and changes[1] do
+      assert.not_equal(A, changes[1].key)
+      changes = b:watch()
+    end
+    zk:create(A, "someone else's", { parents = true })
+    assert.same({ nil, "fake: would wait" }, { b:watch() })
+  end)
+
+  it("ends when the session and its watches are gone, and the next audit arms them again", function()
+    local b = watched()
+    zk:expire()
+    assert.same({ nil, "the session expired, and its watches with it" }, { b:watch() })
+    b:advertised()
+    zk:delete(B)
+    assert.same({ { key = B } }, b:watch())
   end)
 end)
 
