@@ -3,7 +3,8 @@ ZooKeeper server (Debian's zookeeper package), read and changed by hand
 with kazoo: a key of this host deleted or overwritten, and a record taken
 away, are written back well before the next interval (a minute away); a
 session expiry ends the watch, registrar audits and watches again; a
-server restart keeps the session and its watches; and an idle host asks
+server restart keeps the session and its watches; a reload cancels the
+watch waiting and the new backend watches again; and an idle host asks
 ZooKeeper nothing but the session's pings, counted by a proxy between
 registrar and the server that reads the protocol's framing."""
 import os
@@ -203,6 +204,17 @@ class Watch(WatchScenarios, DockerTest):
         self.reader.kz.retry(self.reader.kz.exists, "/")       # kazoo back too
         self.repaired(a, b, docs)
         self.assertNotIn("watch ended", reg.log(), "the client sent its watches again (SetWatches)")
+        self.assert_exact()
+
+    def test_a_reload_cancels_the_waiting_watch_and_watches_again(self):
+        reg, a, b = self.two_registered()
+        docs = self.services()
+        mark = reg.mark()
+        reg.signal(signal.SIGHUP)
+        reg.wait_log(r"SIGHUP: configuration and scripts reloaded", since=mark)
+        reg.wait_log(r"registry \S+: watching for changes", since=mark)
+        self.repaired(a, b, docs)
+        self.assertTrue(reg.alive())
         self.assert_exact()
 
     def idle(self, mode):
