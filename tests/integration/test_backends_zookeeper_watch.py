@@ -16,8 +16,8 @@ import threading
 import time
 
 import harness as h
-from common import DockerTest
-from test_backends_zookeeper import RECORDS, Reader, ZooKeeperScenarios, escaped, need_kazoo
+import test_backends_zookeeper as zkt        # a module: its test classes are not run again here
+from test_backends_zookeeper import RECORDS, ZooKeeperScenarios, escaped, need_kazoo
 
 LONG_INTERVAL = "60000"         # repairs must not wait for it
 PING_XID, PING_TYPE = -2, 11    # jute: a ping's request header
@@ -129,21 +129,8 @@ class WatchScenarios(ZooKeeperScenarios):
 
 @h.skip_unless_available(h.Dockerd, h.ZooKeeper)
 @need_kazoo
-class Watch(WatchScenarios, DockerTest):
-    """One dockerd and one standalone ZooKeeper per class."""
-
-    @classmethod
-    def setUpClass(cls):
-        super().setUpClass()
-        cls.zk = h.ZooKeeper()
-        cls.addClassCleanup(cls.zk.cleanup)
-        cls.zk.start()
-        cls.hosts = cls.zk.host_port
-
-    def setUp(self):
-        super().setUp()
-        self.reader = Reader(self, self.hosts)
-        self.reader.wipe("/services", "/hosts", "/hosts.records")
+class Watch(WatchScenarios, zkt.ZooKeeperTest):
+    """One dockerd and one standalone ZooKeeper for the class."""
 
     def test_a_key_deleted_and_one_overwritten_by_hand_are_written_back_at_once(self):
         reg, a, b = self.two_registered()
