@@ -745,10 +745,11 @@ static void start_handle(struct zk_session *s)
 
 /* The session is over: its node events are dropped now, and the loss is
  * said once the next session is up. */
-static void watches_gone(struct zk_session *s, const char *fmt, long long id)
+static void watches_gone(struct zk_session *s, const char *how)
 {
     zk_events_drop(&s->events);
-    snprintf(s->watches_lost, sizeof s->watches_lost, fmt, (unsigned long long)id);
+    snprintf(s->watches_lost, sizeof s->watches_lost, "the session 0x%llx %s, and its watches with it",
+             (unsigned long long)s->id, how);
 }
 
 static void handle_node_event(struct node_msg *m)
@@ -788,13 +789,13 @@ static void handle_event(struct event *e)
     } else if (e->state == ZOO_EXPIRED_SESSION_STATE) {
         log_warn("ZooKeeper %s: session 0x%llx expired (its ephemeral znodes are gone); starting a new session",
                  s->hosts, (unsigned long long)s->id);
-        watches_gone(s, "the session 0x%llx expired, and its watches with it", s->id);
+        watches_gone(s, "expired");
         s->id = 0;
         renew_later(s, 0);
     } else if (e->state == ZOO_AUTH_FAILED_STATE) {
         log_error("ZooKeeper %s: authentication failed; trying a new session in %ld s", s->hosts,
                   AUTH_RETRY_MS / 1000);
-        watches_gone(s, "authentication failed on session 0x%llx; its watches went with it", s->id);
+        watches_gone(s, "failed authentication");
         s->id = 0;
         renew_later(s, AUTH_RETRY_MS);
     } else if (was == ZOO_CONNECTED_STATE) {
@@ -807,7 +808,6 @@ static void session_free(struct zk_session *s)
 {
     struct zk *z = s->z;
     s->closing = true;
-    zk_events_lose(&s->events, "the session was closed");     /* whoever waits is told */
     /* out of the list first: nothing the drain below resumes can take it */
     if (s->prev)
         s->prev->next = s->next;
@@ -815,6 +815,7 @@ static void session_free(struct zk_session *s)
         z->sessions = s->next;
     if (s->next)
         s->next->prev = s->prev;
+    zk_events_lose(&s->events, "the session was closed");     /* whoever waits is told */
     loop_timer_cancel(z->lp, s->close_timer);
     loop_timer_cancel(z->lp, s->renew_timer);
     s->close_timer = s->renew_timer = 0;

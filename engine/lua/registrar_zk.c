@@ -99,37 +99,38 @@ static int push_result(lua_State *L)
     return 0;
 }
 
-static void on_done(struct zk_op *op, const struct zk_result *res, void *arg)
+/* fn(ud) under lua_pcall on the main thread, its results moved onto co
+ * (which has room for 4): how many.  A full state makes it one nil, a
+ * failure without a reason, instead of a panic. */
+static int results_onto(lua_State *co, lua_CFunction fn, void *ud)
 {
-    lua_State *co = arg, *L;
+    lua_State *L;
     int base, n;
-    (void)op;
-
-    if (!lua_checkstack(co, 4)) {
-        task_wake(co, 0);
-        return;
-    }
     lua_rawgeti(co, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
     L = lua_tothread(co, -1);
     lua_pop(co, 1);
     base = lua_gettop(L);
-    lua_pushcfunction(L, push_result);
-    lua_pushlightuserdata(L, (void *)res);
-    if (lua_pcall(L, 1, LUA_MULTRET, 0) != LUA_OK) {
-        lua_settop(L, base);    /* out of memory: a failure without a reason */
-        luaL_pushfail(co);
-        task_wake(co, 1);
-        return;
-    }
-    n = lua_gettop(L) - base;
-    if (!lua_checkstack(co, n)) {
+    lua_pushcfunction(L, fn);
+    lua_pushlightuserdata(L, ud);
+    n = lua_pcall(L, 1, LUA_MULTRET, 0) == LUA_OK ? lua_gettop(L) - base : -1;
+    if (n < 0 || !lua_checkstack(co, n)) {
         lua_settop(L, base);
         luaL_pushfail(co);
-        task_wake(co, 1);
-        return;
+        return 1;
     }
     lua_xmove(L, co, n);
-    task_wake(co, n);
+    return n;
+}
+
+static void on_done(struct zk_op *op, const struct zk_result *res, void *arg)
+{
+    lua_State *co = arg;
+    (void)op;
+    if (!lua_checkstack(co, 4)) {
+        task_wake(co, 0);
+        return;
+    }
+    task_wake(co, results_onto(co, push_result, (void *)res));
 }
 
 static void cancel_op(void *op) { zk_cancel(op); }
@@ -255,26 +256,12 @@ static int push_taken(lua_State *L)
     return 1;
 }
 
-/* The results of the take onto co, built on the main thread. */
+/* The results of the take onto co; the event's path is freed. */
 static int move_taken(lua_State *co, struct taken *t)
 {
-    lua_State *L;
-    int base, n;
-    lua_rawgeti(co, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
-    L = lua_tothread(co, -1);
-    lua_pop(co, 1);
-    base = lua_gettop(L);
-    lua_pushcfunction(L, push_taken);
-    lua_pushlightuserdata(L, t);
-    n = lua_pcall(L, 1, LUA_MULTRET, 0) == LUA_OK ? lua_gettop(L) - base : -1;
+    int n = results_onto(co, push_taken, t);
     free(t->ev.path);
     t->ev.path = NULL;
-    if (n < 0 || !lua_checkstack(co, n)) {
-        lua_settop(L, base);    /* out of memory: a failure without a reason */
-        luaL_pushfail(co);
-        return 1;
-    }
-    lua_xmove(L, co, n);
     return n;
 }
 
