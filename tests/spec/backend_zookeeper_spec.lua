@@ -462,6 +462,15 @@ describe("zookeeper backend watch()", function()
     assert.same({ nil, "fake: would wait" }, { b:watch() })
   end)
 
+  it("reports keys without the chroot the znodes sit under", function()
+    local b = assert(backend.open("zk://a:1/chroot", registrar.config))
+    assert(b:register { key = A, value = "va" })
+    b:advertised()
+    zk.events = {}
+    zk:delete("/chroot" .. A)
+    assert.same({ { key = A } }, b:watch())
+  end)
+
   it("ends when the session and its watches are gone, and the next audit arms them again", function()
     local b = watched()
     zk:expire()
