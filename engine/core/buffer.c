@@ -5,6 +5,28 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* From this size on, the C library maps memory of its own for a block
+ * (daemon.c sets M_MMAP_THRESHOLD to it), which goes back to the
+ * system when freed. */
+#define BUFFER_MAPPED (64 * 1024)
+
+/* realloc, except when crossing into mapped sizes: realloc would grow the
+ * block in place into free heap next to it, and a large answer read every
+ * interval (Docker's listing of thousands of containers) would keep those
+ * heap pages resident after it is freed. */
+static char *grow(char *data, size_t cap, size_t len, size_t want)
+{
+    char *p;
+    if (cap >= BUFFER_MAPPED || want < BUFFER_MAPPED)
+        return realloc(data, want);
+    if ((p = malloc(want)) == NULL)
+        return NULL;
+    if (data != NULL)
+        memcpy(p, data, len + 1);
+    free(data);
+    return p;
+}
+
 int buffer_append(struct buffer *b, const char *data, size_t n)
 {
     if (b->len + n + 1 > b->cap) {
@@ -12,7 +34,7 @@ int buffer_append(struct buffer *b, const char *data, size_t n)
         char *p;
         while (cap < b->len + n + 1)
             cap *= 2;
-        p = realloc(b->data, cap);
+        p = grow(b->data, b->cap, b->len, cap);
         if (p == NULL)
             return -1;
         b->data = p;
@@ -43,6 +65,14 @@ void buffer_consume(struct buffer *b, size_t n)
     }
     if (b->data != NULL)
         b->data[b->len] = '\0';
+    if (b->cap > BUFFER_KEEP && b->len < BUFFER_KEEP) {
+        /* a stream rarely empties (a line is on its way): shrink anyway */
+        char *p = realloc(b->data, BUFFER_KEEP);
+        if (p != NULL) {
+            b->data = p;
+            b->cap = BUFFER_KEEP;
+        }
+    }
 }
 
 void buffer_free(struct buffer *b)
