@@ -134,16 +134,15 @@ static void add_entry(void *arg, const struct reconcile_entry_view *v)
 {
     struct listing *l = arg;
     cJSON *item = cJSON_CreateObject();
-    const cJSON *container = v->owner ? watch_container(l->p->watch, v->owner) : NULL;
-    const cJSON *name = cJSON_GetObjectItemCaseSensitive(container, "name");
+    const char *name = v->owner ? watch_container_name(l->p->watch, v->owner) : NULL;
 
     cJSON_AddStringToObject(item, "key", v->key);
     if (v->owner != NULL && strcmp(v->owner, HOSTDOC_OWNER) == 0) {
         cJSON_AddBoolToObject(item, "host_document", true);
     } else if (v->owner != NULL) {
         cJSON_AddStringToObject(item, "container", v->owner);
-        if (cJSON_IsString(name))
-            cJSON_AddStringToObject(item, "container_name", name->valuestring);
+        if (name != NULL)
+            cJSON_AddStringToObject(item, "container_name", name);
     }
     if (v->name != NULL)
         cJSON_AddStringToObject(item, "service", v->name);

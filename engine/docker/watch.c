@@ -33,13 +33,18 @@ struct known {
     struct watch *w;
     char *id;
     unsigned long long fingerprint;  /* of the listed fields; 0: inspect next time */
-    cJSON *container;           /* scripts' shape; NULL until inspected */
+    /* The container in the scripts' shape, kept as its compact JSON text
+     * (a fifth of the parsed tree's memory; read back only to name it
+     * again): NULL until inspected.  And what the table itself reads. */
+    char *json;
+    char *name;                 /* "/web" */
+    long stop_timeout_s;        /* -1: not set */
+    char *peer;                 /* network mode container:<peer>; NULL otherwise */
     unsigned long long updated; /* seq of the last change from an inspect */
     bool inspecting, again, listing_wait;
     bool discard;               /* the inspection under way predates a death */
     bool event_read;            /* read after an event since the last listing */
     bool warned;                /* its bad answers were reported once */
-    bool shares_network;        /* network mode container:<id> */
     struct known *queue_next;
     long long held_until;       /* draining after a kill: not read again before */
 };
@@ -97,10 +102,18 @@ static struct known *known_get(struct watch *w, const char *id, bool create)
     return k;
 }
 
+static void forget_container(struct known *k)
+{
+    free(k->json);
+    free(k->name);
+    free(k->peer);
+    k->json = k->name = k->peer = NULL;
+}
+
 static void known_free(void *p)
 {
     struct known *k = p;
-    cJSON_Delete(k->container);
+    forget_container(k);
     free(k->id);
     free(k);
 }
@@ -108,8 +121,8 @@ static void known_free(void *p)
 /* "/web (3f2ad1a466ff)" once the container was read, else "3f2ad1a466ff". */
 static const char *label(const struct known *k, char *buf, size_t len)
 {
-    if (k->container != NULL)
-        snprintf(buf, len, "%s (%.12s)", container_name(k->container), k->id);
+    if (k->json != NULL)
+        snprintf(buf, len, "%s (%.12s)", k->name ? k->name : "?", k->id);
     else
         snprintf(buf, len, "%.12s", k->id);
     return buf;
@@ -127,33 +140,52 @@ static void inspect_dependents(struct watch *w, const struct known *k)
     map_iter_init(&it, w->known);
     while (map_iter_next(&it, &id, &v)) {
         struct known *d = v;
-        const cJSON *mode = cJSON_GetObjectItemCaseSensitive(d->container, "network_mode");
-        if (d != k && cJSON_IsString(mode) && strncmp(mode->valuestring, "container:", 10) == 0 &&
-            strcmp(mode->valuestring + 10, k->id) == 0)
+        if (d != k && d->peer != NULL && strcmp(d->peer, k->id) == 0)
             inspect(w, d);
     }
 }
 
-static bool shares_network(const cJSON *container)
+static char *peer_of(const cJSON *container)
 {
     const cJSON *mode = cJSON_GetObjectItemCaseSensitive(container, "network_mode");
-    return cJSON_IsString(mode) && strncmp(mode->valuestring, "container:", 10) == 0;
+    if (!cJSON_IsString(mode) || strncmp(mode->valuestring, "container:", 10) != 0)
+        return NULL;
+    return strdup(mode->valuestring + 10);
 }
 
-static void set_sharing(struct watch *w, struct known *k, bool shares)
+/* Keeps the container (NULL: none) as text; false when out of memory. */
+static bool keep_container(struct watch *w, struct known *k, const cJSON *container)
 {
-    w->sharing += (int)shares - (int)k->shares_network;
-    k->shares_network = shares;
+    const cJSON *name = cJSON_GetObjectItemCaseSensitive(container, "name");
+    const cJSON *timeout = cJSON_GetObjectItemCaseSensitive(container, "stop_timeout");
+    w->sharing -= k->peer != NULL;
+    forget_container(k);
+    if (container == NULL)
+        return true;
+    k->json = cJSON_PrintUnformatted(container);
+    k->name = strdup(cJSON_IsString(name) ? name->valuestring : "?");
+    k->stop_timeout_s = cJSON_IsNumber(timeout) && timeout->valuedouble >= 0 ? (long)timeout->valuedouble : -1;
+    k->peer = peer_of(container);
+    w->sharing += k->peer != NULL;
+    if (k->json == NULL || k->name == NULL) {
+        w->sharing -= k->peer != NULL;
+        forget_container(k);
+        return false;
+    }
+    return true;
 }
 
 static void set_container(struct watch *w, struct known *k, cJSON *container)
 {
-    cJSON_Delete(k->container);
-    k->container = container;
-    set_sharing(w, k, shares_network(container));
+    if (!keep_container(w, k, container)) {
+        log_error("container %.12s: out of memory; its registrations stay as they were", k->id);
+        cJSON_Delete(container);
+        return;
+    }
     k->updated = ++w->seq;
     w->changes++;
     w->cb.changed(w->cb.arg, k->id, container);
+    cJSON_Delete(container);
     inspect_dependents(w, k);
 }
 
@@ -161,10 +193,8 @@ static void set_container(struct watch *w, struct known *k, cJSON *container)
  * inspection of it is still under way (that one cleans up). */
 static void drop(struct watch *w, struct known *k)
 {
-    bool had = k->container != NULL;
-    cJSON_Delete(k->container);
-    k->container = NULL;
-    set_sharing(w, k, false);
+    bool had = k->json != NULL;
+    keep_container(w, k, NULL);
     k->updated = ++w->seq;
     w->changes++;
     if (had)
@@ -180,8 +210,7 @@ static void drop(struct watch *w, struct known *k)
  * signal (kill -s USR1) is then read and registered again. */
 static void hold(struct watch *w, struct known *k)
 {
-    const cJSON *timeout = cJSON_GetObjectItemCaseSensitive(k->container, "stop_timeout");
-    long ms = (cJSON_IsNumber(timeout) && timeout->valuedouble >= 0 ? (long)timeout->valuedouble : 10) * 1000L;
+    long ms = (k->stop_timeout_s >= 0 ? k->stop_timeout_s : 10) * 1000L;
     char buf[320];
     k->held_until = loop_now_ms() + ms + DRAIN_MARGIN_MS;
     k->discard = k->inspecting;
@@ -281,7 +310,7 @@ static bool readable_list(const cJSON *list)
  * been lost (an outage, an unreadable event): forget_event_reads(). */
 static bool listed_as_read(struct known *k)
 {
-    bool current = k->event_read && k->container != NULL && !k->inspecting;
+    bool current = k->event_read && k->json != NULL && !k->inspecting;
     k->event_read = false;
     return current;
 }
@@ -330,7 +359,7 @@ static void on_list(struct http_transfer *x, const struct http_response *res, vo
             continue;
         }
         current = listed_as_read(k);
-        if (k->fingerprint == fp && k->container != NULL)
+        if (k->fingerprint == fp && k->json != NULL)
             continue;
         w->list_settled = false;
         k->fingerprint = fp;
@@ -363,9 +392,9 @@ void watch_resync(struct watch *w)
 
 /* ---- inspection --------------------------------------------------------- */
 
-/* For network mode container:<id>: the networks of that peer, which this
- * container shares (borrowed from the table). */
-static const cJSON *peer_networks(struct watch *w, const cJSON *inspect, bool *missing)
+/* For network mode container:<id>: that peer as the table holds it (the
+ * caller's to free), whose networks this container shares. */
+static cJSON *peer_container(struct watch *w, const cJSON *inspect, bool *missing)
 {
     const cJSON *mode = cJSON_GetObjectItemCaseSensitive(
         cJSON_GetObjectItemCaseSensitive(inspect, "HostConfig"), "NetworkMode");
@@ -380,13 +409,11 @@ static const cJSON *peer_networks(struct watch *w, const cJSON *inspect, bool *m
     map_iter_init(&it, w->known);
     while (map_iter_next(&it, &id, &v)) {
         struct known *k = v;
-        const cJSON *name = cJSON_GetObjectItemCaseSensitive(k->container, "name");
-        if (k->container == NULL)
+        if (k->json == NULL)
             continue;
         /* Docker names the peer by full id; users may give a name */
-        if (strncmp(id, peer, strlen(peer)) == 0 ||
-            (cJSON_IsString(name) && strcmp(name->valuestring + (name->valuestring[0] == '/'), peer) == 0))
-            return cJSON_GetObjectItemCaseSensitive(k->container, "networks");
+        if (strncmp(id, peer, strlen(peer)) == 0 || strcmp(k->name + (k->name[0] == '/'), peer) == 0)
+            return cJSON_Parse(k->json);
     }
     log_debug("container network mode %s: that container is not read yet; no addresses for now",
               mode->valuestring);
@@ -433,7 +460,7 @@ static void note_left_out(struct known *k, const cJSON *container, const struct 
 /* Applies an inspect answer; returns false when it was unusable. */
 static bool apply_inspect(struct watch *w, struct known *k, const struct http_response *res)
 {
-    cJSON *inspect, *container;
+    cJSON *inspect, *container, *peer;
     struct container_notes notes = { .count = 0 };
     bool peer_missing = false;
     char err[256];
@@ -461,8 +488,10 @@ static bool apply_inspect(struct watch *w, struct known *k, const struct http_re
         drop(w, k);
         return true;
     }
-    container = container_from_inspect(inspect, peer_networks(w, inspect, &peer_missing), &notes,
+    peer = peer_container(w, inspect, &peer_missing);
+    container = container_from_inspect(inspect, cJSON_GetObjectItemCaseSensitive(peer, "networks"), &notes,
                                        err, sizeof err);
+    cJSON_Delete(peer);
     cJSON_Delete(inspect);
     if (container == NULL) {
         bad_answer(k, "unusable inspect answer: %s", err);
@@ -513,7 +542,7 @@ static void on_inspect(struct http_transfer *x, const struct http_response *res,
         if (--w->list_pending == 0 && w->list_running)
             listing_finished(w);
     }
-    if (k->container == NULL && !k->inspecting && usable && res->curl_code == 0)
+    if (k->json == NULL && !k->inspecting && usable && res->curl_code == 0)
         known_free(map_remove(w->known, k->id));
 }
 
@@ -593,7 +622,7 @@ static void handle_event(struct watch *w, const cJSON *ev)
     k = known_get(w, e.id, true);
     if (k == NULL || held(k))
         return;
-    if (e.kind == EVENT_STOPPING && w->drain_at_stop && k->container != NULL)
+    if (e.kind == EVENT_STOPPING && w->drain_at_stop && k->json != NULL)
         hold(w, k);
     else
         inspect(w, k);
@@ -647,10 +676,16 @@ struct docker_session *watch_session(struct watch *w) { return w->session; }
 long long watch_reached_ms(const struct watch *w) { return docker_session_reached_ms(w->session); }
 long long watch_down_since_ms(const struct watch *w) { return docker_session_down_since_ms(w->session); }
 
-const cJSON *watch_container(const struct watch *w, const char *id)
+cJSON *watch_container(const struct watch *w, const char *id)
 {
     const struct known *k = map_get(w->known, id);
-    return k ? k->container : NULL;
+    return k && k->json ? cJSON_Parse(k->json) : NULL;
+}
+
+const char *watch_container_name(const struct watch *w, const char *id)
+{
+    const struct known *k = map_get(w->known, id);
+    return k && k->json ? k->name : NULL;
 }
 
 void watch_free(struct watch *w)

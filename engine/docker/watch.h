@@ -37,7 +37,9 @@ struct docker_session *watch_session(struct watch *w);
  * Docker outage under way (0: none). */
 long long watch_reached_ms(const struct watch *w);
 long long watch_down_since_ms(const struct watch *w);
-/* A running container as the scripts see it, or NULL. */
-const struct cJSON *watch_container(const struct watch *w, const char *id);
+/* A running container as the scripts see it (the caller's to free), or
+ * NULL; and its name ("/web"), or NULL. */
+struct cJSON *watch_container(const struct watch *w, const char *id);
+const char *watch_container_name(const struct watch *w, const char *id);
 
 #endif
