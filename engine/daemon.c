@@ -8,11 +8,13 @@
 #include "daemon.h"
 
 #include <cjson/cJSON.h>
+#include <fcntl.h>
 #include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "core/config.h"
@@ -54,6 +56,7 @@ struct daemon {
     long long drain_deadline;       /* deregister_on_exit */
     bool ready;                     /* READY=1 sent to systemd */
     long long settle_timer;         /* memory given back a moment after a burst */
+    long private_kib, in_use_kib;   /* ... and how much was left then */
     long watchdog_ms;               /* WATCHDOG=1 every so often; 0: not asked */
 };
 
@@ -91,7 +94,8 @@ static void on_changed(void *arg, const char *id, const cJSON *container)
         return;
     }
     for (int i = 0; i < n; i++) {
-        want[i] = (struct reconcile_want){ e[i].key, e[i].compare, e[i].name, e[i].ref };
+        want[i] = (struct reconcile_want){ e[i].key, e[i].compare, e[i].name,
+                                           backend_keep_entry(d->p.backend, e[i].ref) };
         e[i].ref = 0;           /* the reconciler's now */
     }
     reconcile_container(d->p.reconcile, id, container ? container_label(container, id) : NULL, want, n);
@@ -112,16 +116,62 @@ static void on_listed(void *arg, bool complete)
 
 /* A start-up or a burst leaves the heap as large as its peak, mostly
  * free: a second after the registry is in step, it goes back (once per
- * second at most, so a burst is not slowed by it). */
+ * second at most, so a burst is not slowed by it).  What is freed later
+ * (the registry's watch still reading back a start-up's writes) goes back
+ * at the interval that finds the heap's memory in use a quarter below
+ * what it was then. */
 #define SETTLE_MS 1000L
+#define REGROWTH_MIN_KIB 2048L
+
+/* Resident pages that are not file-backed, in KiB (/proc/self/statm);
+ * 0 when it cannot be read. */
+static long private_kib(void)
+{
+    char buf[128];
+    long size, resident, shared;
+    int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
+    ssize_t n = fd >= 0 ? read(fd, buf, sizeof buf - 1) : -1;
+    if (fd >= 0)
+        close(fd);
+    if (n <= 0)
+        return 0;
+    buf[n] = '\0';
+    if (sscanf(buf, "%ld %ld %ld", &size, &resident, &shared) != 3)
+        return 0;
+    return (resident - shared) * (sysconf(_SC_PAGESIZE) / 1024);
+}
+
+static long heap_in_use_kib(void)
+{
+    return (long)(mallinfo2().uordblks / 1024);
+}
+
+static void give_back_memory(struct daemon *d)
+{
+    backend_settle(d->p.backend);
+    script_give_back_memory(d->p.script);
+    d->private_kib = private_kib();
+    d->in_use_kib = heap_in_use_kib();
+    log_debug("memory given back: %ld KiB private, %ld KiB of heap in use", d->private_kib, d->in_use_kib);
+}
 
 static long on_settled(struct loop *lp, void *arg)
 {
     struct daemon *d = arg;
     (void)lp;
     d->settle_timer = 0;
-    script_give_back_memory(d->p.script);
+    give_back_memory(d);
     return LOOP_NOMORE;
+}
+
+static long quarter(long kib) { return kib / 4 > REGROWTH_MIN_KIB ? kib / 4 : REGROWTH_MIN_KIB; }
+
+static void give_back_if_freed(struct daemon *d)
+{
+    if (d->private_kib == 0 || d->settle_timer != 0)
+        return;                 /* not settled yet, or settling */
+    if (heap_in_use_kib() < d->in_use_kib - quarter(d->in_use_kib))
+        give_back_memory(d);
 }
 
 /* The registry holds what a complete listing asked for.  The first time,
@@ -153,6 +203,7 @@ static long on_interval(struct loop *lp, void *arg)
     (void)lp;
     watch_resync(d->p.watch);
     backend_tick(d->p.backend);
+    give_back_if_freed(d);
     return d->p.c->interval_ms;
 }
 
@@ -218,6 +269,8 @@ static void parts_free(struct parts *p)
     memset(p, 0, sizeof *p);
 }
 
+static cJSON *running_container(void *watch, const char *id) { return watch_container(watch, id); }
+
 /* Builds everything a configuration needs; nothing runs until started. */
 static int parts_build(struct daemon *d, struct parts *p, struct config *c, char *err, size_t errlen)
 {
@@ -245,6 +298,7 @@ static int parts_build(struct daemon *d, struct parts *p, struct config *c, char
         return -1;
     p->backend = backend_new(d->lp, p->script, c, p->metrics);
     if (p->backend != NULL) {
+        backend_set_containers(p->backend, running_container, p->watch);
         struct reconcile_settings rs = { c->interval_ms, (int)c->concurrency };
         struct reconcile_ops ops = backend_ops(p->backend);
         p->reconcile = reconcile_new(d->lp, &rs, &ops, p->metrics);

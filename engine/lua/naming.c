@@ -6,9 +6,11 @@
 
 #include <cjson/cJSON.h>
 #include <lauxlib.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/log.h"
 #include "lua/registrar_json.h"
 #include "lua/script.h"
 
@@ -133,6 +135,37 @@ int naming_entries(struct script *s, const cJSON *container,
     }
     *out = run.e;
     *n = run.n;
+    return 0;
+}
+
+/* The pipeline on co (a backend hook's coroutine, inside its pcall):
+ * naming is inline code, so it runs on the thread that asks. */
+int naming_push_entry(lua_State *co, struct script *s, const cJSON *container, const char *key)
+{
+    lua_Integer n;
+    lua_rawgeti(co, LUA_REGISTRYINDEX, script_pipeline(s));
+    lua_json_push(co, container);
+    if (lua_pcall(co, 1, 1, 0) != LUA_OK) {
+        log_warn("naming %s again failed: %s", key, lua_tostring(co, -1));
+        lua_pop(co, 1);
+        lua_pushnil(co);
+        return 0;
+    }
+    n = lua_istable(co, -1) ? (lua_Integer)lua_rawlen(co, -1) : 0;
+    for (lua_Integer i = 1; i <= n; i++) {
+        bool found;
+        lua_rawgeti(co, -1, i);
+        lua_getfield(co, -1, "key");
+        found = lua_type(co, -1) == LUA_TSTRING && strcmp(lua_tostring(co, -1), key) == 0;
+        lua_pop(co, 1);
+        if (found) {
+            lua_remove(co, -2);
+            return 1;
+        }
+        lua_pop(co, 1);
+    }
+    lua_pop(co, 1);
+    lua_pushnil(co);
     return 0;
 }
 

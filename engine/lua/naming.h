@@ -7,6 +7,7 @@
 
 struct cJSON;
 struct script;
+struct lua_State;
 
 /* One service entry computed by naming. */
 struct naming_entry {
@@ -26,6 +27,9 @@ int naming_entries(struct script *s, const struct cJSON *container,
                    struct naming_entry **out, int *n, char *err, size_t errlen);
 void naming_entries_free(struct script *s, struct naming_entry *e, int n);
 
+/* Names container again and pushes on co its entry for key (nil, 0 when
+ * the naming no longer gives one): for an entry the engine let go of. */
+int naming_push_entry(struct lua_State *co, struct script *s, const struct cJSON *container, const char *key);
 /* The entry backends get for this host's document (key, value, document,
  * host = true): a registry ref and *value the JSON text written (the
  * caller's to free), or 0 with err. */

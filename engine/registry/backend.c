@@ -9,6 +9,7 @@
  * it starts and once when no entry is failing any more. */
 #include "registry/backend.h"
 
+#include <cjson/cJSON.h>
 #include <lauxlib.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +21,7 @@
 #include "core/loop.h"
 #include "core/metrics.h"
 #include "lua/modules.h"
+#include "lua/naming.h"
 #include "lua/registrar_json.h"
 #include "lua/script.h"
 #include "lua/task.h"
@@ -30,11 +32,18 @@ enum call_kind { CALL_OPEN, CALL_AUDIT, CALL_REFRESH, CALL_WRITE, CALL_CHANGED, 
 
 static const char *const call_names[] = { "open", "advertised", "refresh", "write", "changed", "watch" };
 
+/* A payload that is no Lua table: the key was written and the engine let
+ * go of naming's entry (backend_settle), which holds the container's whole
+ * table.  A hook that gets the key again gets {key, value}, and the rest
+ * (service, document) on first use, by naming the container again. */
+#define SLIM_PAYLOAD (-1L)
+
 /* An entry a call hands to the hook: naming's entry table (a write, a
- * refresh) or {key, value} (a delete). */
+ * refresh), one rebuilt (SLIM_PAYLOAD) or {key, value} (a delete). */
 struct item {
     char *key;
     char *had;
+    char *value;                /* SLIM_PAYLOAD: the value to write */
     long payload;               /* 0 for a delete */
 };
 
@@ -58,6 +67,10 @@ struct backend {
     struct metrics *m;
     struct reconcile *r;
     int handle_ref;             /* what open() returned */
+    bool has_compare;           /* the module's compare(): values are not what is stored */
+    int slim_mt;                /* registry ref of the rebuilt entries' metatable */
+    backend_container_fn *container;    /* a running container by id, for rebuilding */
+    void *container_arg;
     bool open, opening, auditing, audited;
     bool has_apply, has_advertised, has_refresh, has_watch;
     bool watching;              /* a watch() call is under way */
@@ -89,6 +102,7 @@ static void call_free(struct call *c)
     for (int i = 0; i < c->n; i++) {
         free(c->items[i].key);
         free(c->items[i].had);
+        free(c->items[i].value);
     }
     for (int i = 0; i < c->nheld; i++) {
         free((char *)c->held[i].key);
@@ -111,11 +125,80 @@ static struct call *call_new(struct backend *b, enum call_kind kind, int n)
     return c;
 }
 
+/* __index of a rebuilt entry: the first read of a field it lacks names
+ * its container again and copies in the rest of the entry (service,
+ * document, compare).  The value stays the one the reconciler writes,
+ * unless compare() makes that text differ from what is stored. */
+static int rebuild_entry(lua_State *co)
+{
+    struct backend *b = lua_touserdata(co, lua_upvalueindex(1));
+    const char *owner, *key;
+    cJSON *container;
+    int found;
+
+    lua_settop(co, 2);
+    lua_pushnil(co);
+    lua_setmetatable(co, 1);            /* once: later misses are plain nils */
+    lua_getfield(co, 1, "key");
+    key = lua_tostring(co, -1);
+    owner = key && b->r ? reconcile_owner(b->r, key) : NULL;
+    container = owner && b->container ? b->container(b->container_arg, owner) : NULL;
+    found = container != NULL && naming_push_entry(co, b->s, container, key);
+    cJSON_Delete(container);
+    if (!found) {
+        log_debug("entry %s: its container names it no more; %s is nil", key ? key : "?",
+                  lua_isstring(co, 2) ? lua_tostring(co, 2) : "the field");
+        lua_pushnil(co);
+        return 1;
+    }
+    lua_pushnil(co);
+    while (lua_next(co, -2)) {          /* rebuilt entry at -3 */
+        bool keep = lua_type(co, -2) == LUA_TSTRING &&
+                    (strcmp(lua_tostring(co, -2), "key") == 0 ||
+                     (strcmp(lua_tostring(co, -2), "value") == 0 && !b->has_compare));
+        if (keep) {
+            lua_pop(co, 1);
+            continue;
+        }
+        lua_pushvalue(co, -2);
+        lua_insert(co, -2);
+        lua_rawset(co, 1);
+    }
+    lua_pushvalue(co, 2);
+    lua_rawget(co, 1);
+    return 1;
+}
+
+static void push_rebuilt(lua_State *co, struct backend *b, const struct item *it)
+{
+    lua_createtable(co, 0, 3);
+    lua_pushstring(co, it->key);
+    lua_setfield(co, -2, "key");
+    lua_pushstring(co, it->value ? it->value : "");
+    lua_setfield(co, -2, "value");
+    if (b->slim_mt == LUA_NOREF) {
+        lua_createtable(co, 0, 1);
+        lua_pushlightuserdata(co, b);
+        lua_pushcclosure(co, rebuild_entry, 1);
+        lua_setfield(co, -2, "__index");
+        b->slim_mt = luaL_ref(co, LUA_REGISTRYINDEX);
+    }
+    lua_rawgeti(co, LUA_REGISTRYINDEX, b->slim_mt);
+    lua_setmetatable(co, -2);
+    if (b->has_compare) {               /* the stored text comes from naming */
+        lua_getfield(co, -1, "service");
+        lua_pop(co, 1);
+    }
+}
+
 /* Pushes the table a hook gets for one item. */
-static void push_item(lua_State *co, const struct backend *b, const struct item *it)
+static void push_item(lua_State *co, struct backend *b, const struct item *it)
 {
     if (it->payload != 0) {
-        lua_rawgeti(co, LUA_REGISTRYINDEX, (lua_Integer)it->payload);
+        if (it->payload == SLIM_PAYLOAD)
+            push_rebuilt(co, b, it);
+        else
+            lua_rawgeti(co, LUA_REGISTRYINDEX, (lua_Integer)it->payload);
         if (b->c->mode == MODE_TTL) {
             lua_pushinteger(co, (b->c->ttl_ms + 999) / 1000);
             lua_setfield(co, -2, "ttl");
@@ -483,6 +566,8 @@ static void remember(struct key_list *l, const char *key)
         l->n++;
 }
 
+static long let_go(void *arg, long payload);
+
 static void written(struct backend *b, struct call *c, const char *fail)
 {
     reconcile_written(b->r, c->batch, fail);
@@ -491,6 +576,10 @@ static void written(struct backend *b, struct call *c, const char *fail)
         return;
     }
     registry_ok(b);
+    if (b->container != NULL)   /* written: naming's tables are not needed any more */
+        for (int i = 0; i < c->n; i++)
+            if (c->items[i].payload > 0)
+                reconcile_swap_held_payload(b->r, c->items[i].key, let_go, b);
     if (script_changed_hook(b->s) <= 0)
         return;
     for (int i = 0; i < c->n; i++)
@@ -629,12 +718,14 @@ static void start_watch(struct backend *b)
         b->watching = false;
 }
 
-static bool copy_item(struct item *it, const char *key, const char *had, long payload)
+static bool copy_item(struct item *it, const char *key, const char *had, const char *value, long payload)
 {
     it->key = strdup(key);
     it->had = had ? strdup(had) : NULL;
     it->payload = payload;
-    return it->key != NULL && (had == NULL || it->had != NULL);
+    it->value = payload == SLIM_PAYLOAD && value ? strdup(value) : NULL;
+    return it->key != NULL && (had == NULL || it->had != NULL) &&
+           (payload != SLIM_PAYLOAD || value == NULL || it->value != NULL);
 }
 
 /* reconcile_ops.write */
@@ -645,7 +736,7 @@ static void write_changes(void *arg, const struct reconcile_write *w, int n, uns
     bool copied = c != NULL;
 
     for (int i = 0; copied && i < n; i++) {
-        copied = copy_item(&c->items[i], w[i].key, w[i].had, w[i].value ? w[i].payload : 0);
+        copied = copy_item(&c->items[i], w[i].key, w[i].had, w[i].value, w[i].value ? w[i].payload : 0);
         c->n = i + 1;
     }
     if (copied) {
@@ -661,7 +752,46 @@ static void write_changes(void *arg, const struct reconcile_write *w, int n, uns
 static void release_entry(void *arg, long payload)
 {
     struct backend *b = arg;
+    if (payload > 0)
+        script_unref(b->s, (int)payload);
+}
+
+/* Naming's entry table of a written key, unless it is this host's
+ * document (which has no container to be named again). */
+static long let_go(void *arg, long payload)
+{
+    struct backend *b = arg;
+    lua_State *L = script_state(b->s);
+    int top = lua_gettop(L);
+    bool host;
+    if (payload <= 0)
+        return payload;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, (lua_Integer)payload);
+    host = lua_istable(L, -1) && lua_getfield(L, -1, "host") != LUA_TNIL;
+    lua_settop(L, top);
+    if (host)
+        return payload;
     script_unref(b->s, (int)payload);
+    return SLIM_PAYLOAD;
+}
+
+long backend_keep_entry(struct backend *b, int ref)
+{
+    if (b->has_compare || b->container == NULL)
+        return ref;
+    return let_go(b, ref);
+}
+
+void backend_settle(struct backend *b)
+{
+    if (b->r != NULL && b->container != NULL)
+        reconcile_swap_held_payloads(b->r, let_go, b);
+}
+
+void backend_set_containers(struct backend *b, backend_container_fn *fn, void *arg)
+{
+    b->container = fn;
+    b->container_arg = arg;
 }
 
 /* A watch under way holds a connection the registry answered on. */
@@ -683,7 +813,7 @@ struct refresh_list {
     bool copied;
 };
 
-static void add_held(void *arg, const char *key, long payload)
+static void add_held(void *arg, const char *key, const char *value, long payload)
 {
     struct refresh_list *l = arg;
     struct item *grown = realloc(l->c->items, (size_t)(l->c->n + 1) * sizeof *grown);
@@ -693,7 +823,7 @@ static void add_held(void *arg, const char *key, long payload)
     }
     l->c->items = grown;
     memset(&grown[l->c->n], 0, sizeof *grown);
-    l->copied = copy_item(&grown[l->c->n++], key, NULL, payload) && l->copied;
+    l->copied = copy_item(&grown[l->c->n++], key, NULL, value, payload) && l->copied;
 }
 
 /* ttl mode: the backend's refresh(entries) when it has one (one keepalive
@@ -735,6 +865,17 @@ void backend_start(struct backend *b, struct reconcile *r)
 
 /* ---- life cycle ------------------------------------------------------------------ */
 
+static bool module_has_compare(struct script *s)
+{
+    lua_State *L = script_state(s);
+    int top = lua_gettop(L);
+    bool has;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, script_backend_module(s));
+    has = lua_istable(L, -1) && lua_getfield(L, -1, "compare") == LUA_TFUNCTION;
+    lua_settop(L, top);
+    return has;
+}
+
 struct backend *backend_new(struct loop *lp, struct script *s, const struct config *c, struct metrics *m)
 {
     struct backend *b = calloc(1, sizeof *b);
@@ -745,6 +886,8 @@ struct backend *backend_new(struct loop *lp, struct script *s, const struct conf
     b->c = c;
     b->m = m;
     b->handle_ref = LUA_NOREF;
+    b->slim_mt = LUA_NOREF;
+    b->has_compare = module_has_compare(s);
     backoff_init(&b->reopen, RETRY_FIRST_MS, c->interval_ms);
     backoff_init(&b->rewatch, RETRY_FIRST_MS, c->interval_ms);
     return b;

@@ -31,6 +31,25 @@ void backend_start(struct backend *b, struct reconcile *r);
  * what is registered. */
 void backend_tick(struct backend *b);
 
+/* Where a running container is found by id (the Docker watch's table;
+ * the answer is the caller's to free), for naming a written key's
+ * container again (backend_settle). */
+struct cJSON;
+typedef struct cJSON *backend_container_fn(void *arg, const char *id);
+void backend_set_containers(struct backend *b, backend_container_fn *fn, void *arg);
+
+/* The payload the reconciler keeps for naming's fresh entry ref: the ref
+ * itself, or, when the backend's values are what is stored (no
+ * compare()), none at all: the entry is rebuilt as backend_settle says,
+ * so a start-up with thousands of containers never holds their tables. */
+long backend_keep_entry(struct backend *b, int ref);
+
+/* The registry is in step: let go of naming's entry tables of the keys
+ * written (each holds its container's whole table).  A hook handed such a
+ * key again gets {key, value}, and service and document on first use,
+ * named again from the container. */
+void backend_settle(struct backend *b);
+
 /* loop_now_ms() of the last call the registry answered (0: none yet), and
  * of the start of the registry's trouble under way (0: none). */
 long long backend_reached_ms(const struct backend *b);

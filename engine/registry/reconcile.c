@@ -119,6 +119,37 @@ static void set_str(char **slot, const char *value)
     *slot = copy;
 }
 
+/* have and want are one string when they are equal, as they are for
+ * nearly every key once it is written: a value is stored once, not twice. */
+static void set_have(struct entry *e, const char *value)
+{
+    char *old = e->have == e->want ? NULL : e->have;
+    if (value != NULL && e->want != NULL && strcmp(value, e->want) == 0)
+        e->have = e->want;
+    else
+        e->have = value ? strdup(value) : NULL;
+    free(old);
+}
+
+/* want takes value (which it owns when own, else a copy); have keeps what
+ * it was. */
+static void take_want(struct entry *e, char *value)
+{
+    if (e->have != NULL && e->have == e->want)
+        e->have = strdup(e->have);  /* out of memory: held is unknown, written again */
+    free(e->want);
+    e->want = value;
+    if (e->have != NULL && e->want != NULL && strcmp(e->have, e->want) == 0) {
+        free(e->have);
+        e->have = e->want;
+    }
+}
+
+static void set_want(struct entry *e, const char *value)
+{
+    take_want(e, value ? strdup(value) : NULL);
+}
+
 static struct entry *entry_get(struct reconcile *r, const char *key, bool create)
 {
     struct entry *e = map_get(r->entries, key);
@@ -157,10 +188,11 @@ static void entry_free(void *p)
         claim_free(c);
     }
     free(e->key);
+    if (e->have != e->want)
+        free(e->have);
     free(e->want);
     free(e->owner);
     free(e->name);
-    free(e->have);
     free(e->error);
     free(e->observed_value);
     free(e);
@@ -418,11 +450,11 @@ static void settle(struct reconcile *r, struct entry *e, const char *value, cons
         log_debug("%s %s", value ? "registered" : "deregistered", e->key);
     }
     if (e->observed) {
-        set_str(&e->have, e->observed_value);
+        set_have(e, e->observed_value);
         set_str(&e->observed_value, NULL);
         e->observed = false;
     } else if (failed == NULL) {
-        set_str(&e->have, value);
+        set_have(e, value);
     }
     if (failed == NULL && !settled(e))
         enqueue(r, e);
@@ -507,7 +539,7 @@ static void unwant(struct reconcile *r, const char *id, const char *key)
     release(r, &e->payload);
     next = e->waiting;
     if (next == NULL) {
-        set_str(&e->want, NULL);
+        set_want(e, NULL);
         set_str(&e->owner, NULL);
         set_str(&e->name, NULL);
     } else {
@@ -515,10 +547,9 @@ static void unwant(struct reconcile *r, const char *id, const char *key)
         char a[300], b[300];
         log_info("key %s: container %s no longer names it; %s takes it over", key, who(r, id, a, sizeof a),
                  who(r, next->owner, b, sizeof b));
-        free(e->want);
+        take_want(e, next->want);
         free(e->owner);
         free(e->name);
-        e->want = next->want;
         e->owner = next->owner;
         e->name = next->name;
         e->payload = next->payload;
@@ -557,7 +588,7 @@ static bool want(struct reconcile *r, const char *id, const char *name, const st
         return true;
     }
     if (e->want == NULL || strcmp(e->want, w->value) != 0) {
-        set_str(&e->want, w->value);
+        set_want(e, w->value);
         enqueue(r, e);
     }
     set_str(&e->owner, id);
@@ -663,7 +694,7 @@ void reconcile_audited(struct reconcile *r, unsigned long long mark, const struc
         struct entry *e = v;
         if (e->busy || e->touched > mark)
             continue;
-        set_str(&e->have, map_get(answer, key));
+        set_have(e, map_get(answer, key));
         if (!settled(e))
             enqueue(r, e);
     }
@@ -672,7 +703,7 @@ void reconcile_audited(struct reconcile *r, unsigned long long mark, const struc
         if (entry_get(r, held[i].key, false) != NULL)
             continue;
         if ((e = entry_get(r, held[i].key, true)) != NULL) {
-            set_str(&e->have, held[i].value);
+            set_have(e, held[i].value);
             enqueue(r, e);
         }
     }
@@ -746,7 +777,7 @@ void reconcile_observed(struct reconcile *r, const struct reconcile_held *seen, 
         if ((seen[i].value == NULL) == (e->have == NULL) &&
             (e->have == NULL || strcmp(e->have, seen[i].value) == 0))
             continue;           /* what we know already: our own write's echo */
-        set_str(&e->have, seen[i].value);
+        set_have(e, seen[i].value);
         if (settled(e))
             continue;
         if (e->want != NULL)
@@ -786,7 +817,7 @@ void reconcile_drop_all(struct reconcile *r)
             claim_free(c);
         }
         release(r, &e->payload);
-        set_str(&e->want, NULL);
+        set_want(e, NULL);
         set_str(&e->owner, NULL);
         enqueue(r, e);
     }
@@ -811,14 +842,15 @@ void reconcile_rewrite_all(struct reconcile *r)
     while (map_iter_next(&it, &key, &v)) {
         struct entry *e = v;
         if (e->want != NULL && !e->busy) {
-            set_str(&e->have, NULL);
+            set_have(e, NULL);
             enqueue(r, e);
         }
     }
     converge(r);
 }
 
-void reconcile_each_held(struct reconcile *r, void (*fn)(void *arg, const char *key, long payload), void *arg)
+void reconcile_each_held(struct reconcile *r, void (*fn)(void *arg, const char *key, const char *value, long payload),
+                         void *arg)
 {
     struct map_iter it;
     const char *key;
@@ -827,8 +859,35 @@ void reconcile_each_held(struct reconcile *r, void (*fn)(void *arg, const char *
     while (map_iter_next(&it, &key, &v)) {
         struct entry *e = v;
         if (e->want != NULL && settled(e))
-            fn(arg, key, e->payload);
+            fn(arg, key, e->want, e->payload);
     }
+}
+
+static void swap_if_held(struct entry *e, reconcile_swap_fn *fn, void *arg)
+{
+    if (e != NULL && e->want != NULL && e->payload != 0 && settled(e) && !e->busy && !e->queued)
+        e->payload = fn(arg, e->payload);
+}
+
+void reconcile_swap_held_payloads(struct reconcile *r, reconcile_swap_fn *fn, void *arg)
+{
+    struct map_iter it;
+    const char *key;
+    void *v;
+    map_iter_init(&it, r->entries);
+    while (map_iter_next(&it, &key, &v))
+        swap_if_held(v, fn, arg);
+}
+
+void reconcile_swap_held_payload(struct reconcile *r, const char *key, reconcile_swap_fn *fn, void *arg)
+{
+    swap_if_held(map_get(r->entries, key), fn, arg);
+}
+
+const char *reconcile_owner(const struct reconcile *r, const char *key)
+{
+    const struct entry *e = map_get(r->entries, key);
+    return e && e->want ? e->owner : NULL;
 }
 
 /* ---- life cycle ----------------------------------------------------------------- */

@@ -91,8 +91,19 @@ void reconcile_written(struct reconcile *r, unsigned long batch, const char *fai
  * to refresh): every wanted key is written again. */
 void reconcile_rewrite_all(struct reconcile *r);
 
-/* Calls fn for each key the registry holds as it is wanted (ttl refresh). */
-void reconcile_each_held(struct reconcile *r, void (*fn)(void *arg, const char *key, long payload), void *arg);
+/* Calls fn for each key the registry holds as it is wanted (ttl refresh),
+ * with the wanted value. */
+void reconcile_each_held(struct reconcile *r, void (*fn)(void *arg, const char *key, const char *value, long payload),
+                         void *arg);
+/* For each key the registry holds as wanted, with no write of it under
+ * way or queued: its payload becomes fn's answer (the caller lets go of
+ * what it no longer needs once a key is written; fn releases the old).
+ * The same for one key. */
+typedef long reconcile_swap_fn(void *arg, long payload);
+void reconcile_swap_held_payloads(struct reconcile *r, reconcile_swap_fn *fn, void *arg);
+void reconcile_swap_held_payload(struct reconcile *r, const char *key, reconcile_swap_fn *fn, void *arg);
+/* The container that wants key, or NULL. */
+const char *reconcile_owner(const struct reconcile *r, const char *key);
 
 /* What an operator sees of one key (registrar status, /services). */
 enum reconcile_state { RECONCILE_REGISTERED, RECONCILE_PENDING, RECONCILE_FAILING };

@@ -6,7 +6,9 @@ again; an idle host in prune mode asks the registry nothing (counted at
 the server), and in ttl mode only keeps its lease alive."""
 import base64
 import json
+import os
 import re
+import tempfile
 import signal
 import time
 import urllib.request
@@ -39,6 +41,32 @@ def served(before, after, ignore=()):
             if after[k] != before.get(k, 0) and k not in ignore}
 
 
+# etcd v3 with a site script's wrapper that reads each written entry's
+# service, as a backend of a site's own may.
+SERVICE_LOGGING_ETCD3 = """
+local registrar = require "registrar"
+local etcd = require "backends.etcd"
+registrar.backends.etcd3 = {
+  check = etcd.check,
+  open = function(uri, config)
+    local backend, err = etcd.open(uri, config)
+    if not backend then return nil, err end
+    local apply = backend.apply
+    function backend.apply(self, puts, deletes)
+      for _, e in ipairs(puts) do
+        if not e.host then
+          registrar.log.info("writing %s: container %s, port %s, address %s",
+                             e.key, e.service.container.name, e.service.port, e.service.address)
+        end
+      end
+      return apply(self, puts, deletes)
+    end
+    return backend
+  end,
+}
+"""
+
+
 class Scenarios:
     SCHEME = None
 
@@ -50,10 +78,10 @@ class Scenarios:
     def web(self, name):
         return run_web(self, name)
 
-    def two_registered(self, **kw):
+    def two_registered(self, *args, **kw):
         _, a = self.web("alpha")
         _, b = self.web("beta")
-        reg = self.registrar(**kw)
+        reg = self.registrar(*args, **kw)
         h.wait_until(lambda: {a, b} <= set(self.services()), timeout=15, message="both registered")
         return reg, a, b
 
@@ -131,6 +159,25 @@ class EtcdV3(Scenarios, EtcdTest):
         got = served(before, etcd_requests(self.etcd))
         self.assertEqual(set(got), {"LeaseKeepAlive"}, got)
         self.assertLessEqual(got["LeaseKeepAlive"], 12)
+
+    def test_a_repair_long_after_start_up_still_hands_the_backend_the_whole_entry(self):
+        # Once written, the engine lets go of naming's entry tables (they
+        # hold the container's whole table); a backend writing the key again
+        # must still find service and container in the entry it gets.
+        tmp = tempfile.TemporaryDirectory(prefix="registrar-site-")
+        self.addCleanup(tmp.cleanup)
+        site = os.path.join(tmp.name, "site.lua")
+        with open(site, "w") as f:
+            f.write(SERVICE_LOGGING_ETCD3)
+        reg, a, b = self.two_registered("--script", site)
+        docs = self.services()
+        reg.wait_log(r"memory given back", timeout=15)      # the entries were let go
+        mark = reg.mark()
+        self.delete(a)
+        h.wait_until(lambda: self.services().get(a) == docs[a], timeout=10, message="the key written back")
+        reg.wait_log(r"writing %s: container /alpha, port 80, address %s" % (re.escape(a), IPADDRESS),
+                     since=mark)
+        self.assertNotIn("attempt to index", reg.log())
 
     def test_a_record_deleted_by_hand_is_written_back_with_its_key(self):
         reg, a, b = self.two_registered()
