@@ -57,6 +57,7 @@ struct daemon {
     bool ready;                     /* READY=1 sent to systemd */
     long long settle_timer;         /* memory given back a moment after a burst */
     long private_kib, in_use_kib;   /* ... and how much was left then */
+    size_t lua_bytes;
     long watchdog_ms;               /* WATCHDOG=1 every so often; 0: not asked */
 };
 
@@ -119,7 +120,9 @@ static void on_listed(void *arg, bool complete)
  * second at most, so a burst is not slowed by it).  What is freed later
  * (the registry's watch still reading back a start-up's writes) goes back
  * at the interval that finds the heap's memory in use a quarter below
- * what it was then. */
+ * what it was then.  Lua collects only as it allocates, so what a burst
+ * left of its garbage would stay for good on a host that then goes quiet:
+ * it goes at the interval that finds Lua holding twice what it did. */
 #define SETTLE_MS 1000L
 #define REGROWTH_MIN_KIB 2048L
 
@@ -152,6 +155,7 @@ static void give_back_memory(struct daemon *d)
     script_give_back_memory(d->p.script);
     d->private_kib = private_kib();
     d->in_use_kib = heap_in_use_kib();
+    d->lua_bytes = script_memory_used(d->p.script);
     log_debug("memory given back: %ld KiB private, %ld KiB of heap in use", d->private_kib, d->in_use_kib);
 }
 
@@ -170,7 +174,8 @@ static void give_back_if_freed(struct daemon *d)
 {
     if (d->private_kib == 0 || d->settle_timer != 0)
         return;                 /* not settled yet, or settling */
-    if (heap_in_use_kib() < d->in_use_kib - quarter(d->in_use_kib))
+    if (heap_in_use_kib() < d->in_use_kib - quarter(d->in_use_kib) ||
+        script_memory_used(d->p.script) > 2 * d->lua_bytes + (REGROWTH_MIN_KIB << 10))
         give_back_memory(d);
 }
 

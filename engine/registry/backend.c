@@ -127,8 +127,8 @@ static struct call *call_new(struct backend *b, enum call_kind kind, int n)
 
 /* __index of a rebuilt entry: the first read of a field it lacks names
  * its container again and copies in the rest of the entry (service,
- * document, compare).  The value stays the one the reconciler writes,
- * unless compare() makes that text differ from what is stored. */
+ * document, compare, and value when compare() makes what the reconciler
+ * holds differ from what is stored). */
 static int rebuild_entry(lua_State *co)
 {
     struct backend *b = lua_touserdata(co, lua_upvalueindex(1));
@@ -169,13 +169,18 @@ static int rebuild_entry(lua_State *co)
     return 1;
 }
 
+/* With compare(), what the reconciler holds is the compare text, not the
+ * stored value: value is left out, and reading it names the container
+ * again like the other fields. */
 static void push_rebuilt(lua_State *co, struct backend *b, const struct item *it)
 {
     lua_createtable(co, 0, 3);
     lua_pushstring(co, it->key);
     lua_setfield(co, -2, "key");
-    lua_pushstring(co, it->value ? it->value : "");
-    lua_setfield(co, -2, "value");
+    if (!b->has_compare) {
+        lua_pushstring(co, it->value ? it->value : "");
+        lua_setfield(co, -2, "value");
+    }
     if (b->slim_mt == LUA_NOREF) {
         lua_createtable(co, 0, 1);
         lua_pushlightuserdata(co, b);
@@ -185,10 +190,6 @@ static void push_rebuilt(lua_State *co, struct backend *b, const struct item *it
     }
     lua_rawgeti(co, LUA_REGISTRYINDEX, b->slim_mt);
     lua_setmetatable(co, -2);
-    if (b->has_compare) {               /* the stored text comes from naming */
-        lua_getfield(co, -1, "service");
-        lua_pop(co, 1);
-    }
 }
 
 /* Pushes the table a hook gets for one item. */
