@@ -54,17 +54,20 @@ class CountingProxy:
                 return
             server = socket.create_connection(("127.0.0.1", self.upstream_port))
             self.open += [client, server]
-            threading.Thread(target=self.requests_from, args=(client, server), daemon=True).start()
+            threading.Thread(target=self.pump, args=(client, server, self.frame_reader()), daemon=True).start()
             threading.Thread(target=self.pump, args=(server, client), daemon=True).start()
 
     @staticmethod
-    def pump(src, dst):
+    def pump(src, dst, seen=None):
+        """Copies src to dst until either ends, showing each piece to seen."""
         try:
             while True:
                 data = src.recv(65536)
                 if not data:
                     break
                 dst.sendall(data)
+                if seen is not None:
+                    seen(data)
         except OSError:
             pass
         for s in (src, dst):
@@ -73,29 +76,26 @@ class CountingProxy:
             except OSError:
                 pass
 
-    def requests_from(self, client, server):
-        buf, first = b"", True
-        try:
-            while True:
-                data = client.recv(65536)
-                if not data:
+    def frame_reader(self):
+        """What one connection's bytes from registrar are shown to: it cuts
+        them into frames and keeps each request that is not a ping."""
+        state = {"buf": b"", "first": True}
+
+        def seen(data):
+            buf = state["buf"] + data
+            while len(buf) >= 4:
+                (n,) = struct.unpack(">i", buf[:4])
+                if len(buf) < 4 + n:
                     break
-                server.sendall(data)
-                buf += data
-                while len(buf) >= 4:
-                    (n,) = struct.unpack(">i", buf[:4])
-                    if len(buf) < 4 + n:
-                        break
-                    frame, buf = buf[4:4 + n], buf[4 + n:]
-                    if not first and n >= 8:
-                        xid, kind = struct.unpack(">ii", frame[:8])
-                        if (xid, kind) != (PING_XID, PING_TYPE):
-                            with self.lock:
-                                self.requests.append((xid, kind))
-                    first = False
-        except OSError:
-            pass
-        self.pump(server, client)
+                frame, buf = buf[4:4 + n], buf[4 + n:]
+                if not state["first"] and n >= 8:
+                    xid, kind = struct.unpack(">ii", frame[:8])
+                    if (xid, kind) != (PING_XID, PING_TYPE):
+                        with self.lock:
+                            self.requests.append((xid, kind))
+                state["first"] = False
+            state["buf"] = buf
+        return seen
 
     def taken(self):
         """The requests seen since the last call."""
