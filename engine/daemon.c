@@ -8,13 +8,11 @@
 #include "daemon.h"
 
 #include <cjson/cJSON.h>
-#include <fcntl.h>
 #include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "cli.h"
 #include "core/config.h"
@@ -56,7 +54,7 @@ struct daemon {
     long long drain_deadline;       /* deregister_on_exit */
     bool ready;                     /* READY=1 sent to systemd */
     long long settle_timer;         /* memory given back a moment after a burst */
-    long private_kib, in_use_kib;   /* ... and how much was left then */
+    long in_use_kib;                /* ... and how much was left then (0: not yet) */
     size_t lua_bytes;
     long watchdog_ms;               /* WATCHDOG=1 every so often; 0: not asked */
 };
@@ -124,25 +122,7 @@ static void on_listed(void *arg, bool complete)
  * left of its garbage would stay for good on a host that then goes quiet:
  * it goes at the interval that finds Lua holding twice what it did. */
 #define SETTLE_MS 1000L
-#define REGROWTH_MIN_KIB 2048L
-
-/* Resident pages that are not file-backed, in KiB (/proc/self/statm);
- * 0 when it cannot be read. */
-static long private_kib(void)
-{
-    char buf[128];
-    long size, resident, shared;
-    int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
-    ssize_t n = fd >= 0 ? read(fd, buf, sizeof buf - 1) : -1;
-    if (fd >= 0)
-        close(fd);
-    if (n <= 0)
-        return 0;
-    buf[n] = '\0';
-    if (sscanf(buf, "%ld %ld %ld", &size, &resident, &shared) != 3)
-        return 0;
-    return (resident - shared) * (sysconf(_SC_PAGESIZE) / 1024);
-}
+#define GIVE_BACK_MIN_KIB 2048L
 
 static long heap_in_use_kib(void)
 {
@@ -153,10 +133,9 @@ static void give_back_memory(struct daemon *d)
 {
     backend_settle(d->p.backend);
     script_give_back_memory(d->p.script);
-    d->private_kib = private_kib();
     d->in_use_kib = heap_in_use_kib();
     d->lua_bytes = script_memory_used(d->p.script);
-    log_debug("memory given back: %ld KiB private, %ld KiB of heap in use", d->private_kib, d->in_use_kib);
+    log_debug("memory given back: %ld KiB of heap in use, %zu KiB of it Lua's", d->in_use_kib, d->lua_bytes >> 10);
 }
 
 static long on_settled(struct loop *lp, void *arg)
@@ -168,14 +147,14 @@ static long on_settled(struct loop *lp, void *arg)
     return LOOP_NOMORE;
 }
 
-static long quarter(long kib) { return kib / 4 > REGROWTH_MIN_KIB ? kib / 4 : REGROWTH_MIN_KIB; }
+static long quarter(long kib) { return kib / 4 > GIVE_BACK_MIN_KIB ? kib / 4 : GIVE_BACK_MIN_KIB; }
 
 static void give_back_if_freed(struct daemon *d)
 {
-    if (d->private_kib == 0 || d->settle_timer != 0)
+    if (d->in_use_kib == 0 || d->settle_timer != 0)
         return;                 /* not settled yet, or settling */
     if (heap_in_use_kib() < d->in_use_kib - quarter(d->in_use_kib) ||
-        script_memory_used(d->p.script) > 2 * d->lua_bytes + (REGROWTH_MIN_KIB << 10))
+        script_memory_used(d->p.script) > 2 * d->lua_bytes + (GIVE_BACK_MIN_KIB << 10))
         give_back_memory(d);
 }
 
