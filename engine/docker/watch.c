@@ -104,6 +104,7 @@ static struct known *known_get(struct watch *w, const char *id, bool create)
 
 static void forget_container(struct known *k)
 {
+    k->w->sharing -= k->peer != NULL;
     free(k->json);
     free(k->name);
     free(k->peer);
@@ -158,7 +159,6 @@ static bool keep_container(struct watch *w, struct known *k, const cJSON *contai
 {
     const cJSON *name = cJSON_GetObjectItemCaseSensitive(container, "name");
     const cJSON *timeout = cJSON_GetObjectItemCaseSensitive(container, "stop_timeout");
-    w->sharing -= k->peer != NULL;
     forget_container(k);
     if (container == NULL)
         return true;
@@ -168,7 +168,6 @@ static bool keep_container(struct watch *w, struct known *k, const cJSON *contai
     k->peer = peer_of(container);
     w->sharing += k->peer != NULL;
     if (k->json == NULL || k->name == NULL) {
-        w->sharing -= k->peer != NULL;
         forget_container(k);
         return false;
     }
