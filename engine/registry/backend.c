@@ -783,9 +783,11 @@ long backend_keep_entry(struct backend *b, int ref)
     return let_go(b, ref);
 }
 
+/* Without compare() every entry was let go of as it was named
+ * (backend_keep_entry): nothing to look for. */
 void backend_settle(struct backend *b)
 {
-    if (b->r != NULL && b->container != NULL)
+    if (b->r != NULL && b->container != NULL && b->has_compare)
         reconcile_swap_held_payloads(b->r, let_go, b);
 }
 

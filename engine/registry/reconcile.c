@@ -131,8 +131,7 @@ static void set_have(struct entry *e, const char *value)
     free(old);
 }
 
-/* want takes value (which it owns when own, else a copy); have keeps what
- * it was. */
+/* want takes value, which it owns from now on; have keeps what it held. */
 static void take_want(struct entry *e, char *value)
 {
     if (e->have != NULL && e->have == e->want)
