@@ -1,29 +1,55 @@
 /* buffer.c: see buffer.h.  Capacity doubles, so appending n bytes one
  * piece at a time costs O(n). */
+#define _GNU_SOURCE             /* mremap */
 #include "core/buffer.h"
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
-/* From this size on, the C library maps memory of its own for a block
- * (daemon.c sets M_MMAP_THRESHOLD to it), which goes back to the
- * system when freed. */
+/* From this capacity on, a buffer is memory mapped for it alone and
+ * unmapped when freed.  Not left to malloc's own threshold: malloc first
+ * serves a large block from free heap, and a large answer read every
+ * interval (Docker's listing of a hundred containers is 100 KiB) would
+ * then keep heap pages resident that malloc_trim had given back.  A
+ * capacity of at least this means mapped, one below means malloc'd. */
 #define BUFFER_MAPPED (64 * 1024)
 
-/* realloc, except when crossing into mapped sizes: realloc would grow the
- * block in place into free heap next to it, and a large answer read every
- * interval (Docker's listing of thousands of containers) would keep those
- * heap pages resident after it is freed. */
-static char *grow(char *data, size_t cap, size_t len, size_t want)
+/* An emptied buffer keeps this much; a larger one (a burst of events, a
+ * watch's first answer) goes back, so a long-lived stream does not hold
+ * its peak for good. */
+#define BUFFER_KEEP (16 * 1024)
+
+static char *map(size_t size)
+{
+    void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    return p == MAP_FAILED ? NULL : p;
+}
+
+static void release(char *data, size_t cap)
+{
+    if (cap >= BUFFER_MAPPED)
+        munmap(data, cap);
+    else
+        free(data);
+}
+
+/* The block of capacity `want` holding the first len + 1 bytes of data
+ * (NULL: out of memory, data unchanged). */
+static char *resize(char *data, size_t cap, size_t len, size_t want)
 {
     char *p;
-    if (cap >= BUFFER_MAPPED || want < BUFFER_MAPPED)
+    if (cap >= BUFFER_MAPPED && want >= BUFFER_MAPPED) {
+        p = mremap(data, cap, want, MREMAP_MAYMOVE);
+        return p == MAP_FAILED ? NULL : p;
+    }
+    if (cap < BUFFER_MAPPED && want < BUFFER_MAPPED)
         return realloc(data, want);
-    if ((p = malloc(want)) == NULL)
+    if ((p = want >= BUFFER_MAPPED ? map(want) : malloc(want)) == NULL)
         return NULL;
     if (data != NULL)
         memcpy(p, data, len + 1);
-    free(data);
+    release(data, cap);
     return p;
 }
 
@@ -34,7 +60,7 @@ int buffer_append(struct buffer *b, const char *data, size_t n)
         char *p;
         while (cap < b->len + n + 1)
             cap *= 2;
-        p = grow(b->data, b->cap, b->len, cap);
+        p = resize(b->data, b->cap, b->len, cap);
         if (p == NULL)
             return -1;
         b->data = p;
@@ -45,11 +71,6 @@ int buffer_append(struct buffer *b, const char *data, size_t n)
     b->data[b->len] = '\0';
     return 0;
 }
-
-/* An emptied buffer keeps this much; a larger one (a burst of events, a
- * watch's first answer) goes back, so a long-lived stream does not hold
- * its peak for good. */
-#define BUFFER_KEEP (16 * 1024)
 
 void buffer_consume(struct buffer *b, size_t n)
 {
@@ -67,7 +88,7 @@ void buffer_consume(struct buffer *b, size_t n)
         b->data[b->len] = '\0';
     if (b->cap > BUFFER_KEEP && b->len < BUFFER_KEEP) {
         /* a stream rarely empties (a line is on its way): shrink anyway */
-        char *p = realloc(b->data, BUFFER_KEEP);
+        char *p = resize(b->data, b->cap, b->len, BUFFER_KEEP);
         if (p != NULL) {
             b->data = p;
             b->cap = BUFFER_KEEP;
@@ -77,7 +98,8 @@ void buffer_consume(struct buffer *b, size_t n)
 
 void buffer_free(struct buffer *b)
 {
-    free(b->data);
+    if (b->data != NULL)
+        release(b->data, b->cap);
     b->data = NULL;
     b->len = b->cap = 0;
 }

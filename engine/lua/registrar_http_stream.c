@@ -92,8 +92,7 @@ static int push_line(lua_State *co, struct stream *s)
     if (len > 0 && s->data.data[len - 1] == '\r')
         len--;
     lua_pushlstring(co, s->data.data, len);
-    memmove(s->data.data, s->data.data + taken, s->data.len - taken);
-    s->data.len -= taken;
+    buffer_consume(&s->data, taken);    /* and lets a burst's bytes go */
     return 1;
 }
 
