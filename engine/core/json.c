@@ -39,6 +39,13 @@ static bool is_space(char c)
     return c == ' ' || c == '\n' || c == '\r' || c == '\t';
 }
 
+static const char *skip_space(const char *p, const char *end)
+{
+    while (p < end && is_space(*p))
+        p++;
+    return p;
+}
+
 cJSON *json_parse(const char *text, size_t len, const char **error_at)
 {
     const char *nul = memchr(text, '\0', len), *end = NULL;
@@ -70,4 +77,45 @@ cJSON *json_parse(const char *text, size_t len, const char **error_at)
         *error_at = text + (end - src);
     free(copy);
     return v;
+}
+
+/* Each element is parsed on its own, right after the one before it: the
+ * tree in memory is one element's, not the whole array's. */
+static bool each_element(const char *p, const char *end, json_element_fn *fn, void *arg)
+{
+    p = skip_space(p, end);
+    if (p == end || *p != '[')
+        return false;
+    p = skip_space(p + 1, end);
+    if (p < end && *p == ']')
+        return skip_space(p + 1, end) == end;
+    for (;;) {
+        const char *after = NULL;
+        cJSON *item = cJSON_ParseWithLengthOpts(p, (size_t)(end - p), &after, 0);
+        bool taken;
+        if (item == NULL)
+            return false;
+        taken = fn(item, arg);
+        cJSON_Delete(item);
+        if (!taken)
+            return false;
+        p = skip_space(after, end);
+        if (p < end && *p == ']')
+            return skip_space(p + 1, end) == end;
+        if (p == end || *p != ',')
+            return false;
+        p++;
+    }
+}
+
+bool json_each_element(const char *text, size_t len, json_element_fn *fn, void *arg)
+{
+    char *copy;
+    bool whole;
+    if (memchr(text, '\0', len) != NULL)
+        return false;
+    copy = without_nul_escapes(text, len);
+    whole = each_element(copy ? copy : text, (copy ? copy : text) + len, fn, arg);
+    free(copy);
+    return whole;
 }

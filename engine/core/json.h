@@ -3,6 +3,7 @@
 #ifndef REGISTRAR_JSON_H
 #define REGISTRAR_JSON_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 struct cJSON;
@@ -13,5 +14,13 @@ struct cJSON;
  * an escaped NUL (\u0000) would silently cut a value short: it is read as
  * U+FFFD instead, as a byte that is not UTF-8 is. */
 struct cJSON *json_parse(const char *text, size_t len, const char **error_at);
+
+/* Reads text as one JSON array, handing fn each element in turn (the
+ * element is freed when fn returns): a large array is never in memory
+ * as a whole tree.  fn returns false to stop.  True when text is exactly
+ * one array and fn took every element of it; elements before the one
+ * that was wrong have been handed over by then. */
+typedef bool json_element_fn(const struct cJSON *element, void *arg);
+bool json_each_element(const char *text, size_t len, json_element_fn *fn, void *arg);
 
 #endif

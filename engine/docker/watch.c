@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/buffer.h"
 #include "core/config.h"
 #include "core/http.h"
 #include "core/json.h"
@@ -41,6 +42,7 @@ struct known {
     long stop_timeout_s;        /* -1: not set */
     char *peer;                 /* network mode container:<peer>; NULL otherwise */
     unsigned long long updated; /* seq of the last change from an inspect */
+    unsigned long long listed_seq;  /* the last listing that had it */
     bool inspecting, again, listing_wait;
     bool discard;               /* the inspection under way predates a death */
     bool event_read;            /* read after an event since the last listing */
@@ -260,47 +262,77 @@ static void listing_finished(struct watch *w)
     w->cb.listed(w->cb.arg, !w->list_incomplete);
 }
 
-/* Containers known before this listing was asked for, and absent from it,
- * have stopped; one that changed since is left to its own inspection. */
-static void drop_unlisted(struct watch *w, const cJSON *list)
-{
-    struct map_iter it;
-    const char *id;
-    void *v;
-    struct map *listed = map_new();
-    const cJSON *item;
+/* A listing as read: each container's id and fingerprint, nothing else
+ * (a parsed listing of 10 000 containers would be tens of MiB). */
+struct listed {
+    size_t id_at;               /* in listing.ids */
+    unsigned long long fingerprint;
+};
 
-    if (listed == NULL)
-        return;
-    cJSON_ArrayForEach(item, list) {
-        const cJSON *cid = cJSON_GetObjectItemCaseSensitive(item, "Id");
-        if (cJSON_IsString(cid))
-            map_put(listed, cid->valuestring, (void *)1, NULL);
-    }
-    map_iter_init(&it, w->known);
-    while (map_iter_next(&it, &id, &v)) {
-        struct known *k = v;
-        if (map_get(listed, id) == NULL && !k->inspecting && k->updated < w->list_seq) {
-            k->held_until = 0;  /* gone: nothing to hold */
-            drop(w, k);
-        }
-    }
-    map_free(listed, NULL);
+struct listing {
+    struct buffer ids;          /* NUL-terminated, one after another */
+    struct buffer items;        /* struct listed */
+    bool out_of_memory;
+};
+
+static size_t listing_count(const struct listing *l) { return l->items.len / sizeof(struct listed); }
+
+static const struct listed *listing_item(const struct listing *l, size_t i)
+{
+    return (const struct listed *)l->items.data + i;
+}
+
+static const char *listing_id(const struct listing *l, size_t i)
+{
+    return l->ids.data + listing_item(l, i)->id_at;
 }
 
 /* All or nothing: one entry we cannot read could be any running container,
  * and dropping what is "not listed" would then deregister it. */
-static bool readable_list(const cJSON *list)
+static bool take_listed(const cJSON *item, void *arg)
 {
-    const cJSON *item;
-    if (!cJSON_IsArray(list))
+    struct listing *l = arg;
+    const cJSON *id = cJSON_GetObjectItemCaseSensitive(item, "Id");
+    struct listed entry;
+    if (!cJSON_IsObject(item) || !cJSON_IsString(id) || !container_id_valid(id->valuestring))
         return false;
-    cJSON_ArrayForEach(item, list) {
-        const cJSON *id = cJSON_GetObjectItemCaseSensitive(item, "Id");
-        if (!cJSON_IsObject(item) || !cJSON_IsString(id) || !container_id_valid(id->valuestring))
-            return false;
+    entry.id_at = l->ids.len;
+    entry.fingerprint = fingerprint_listed(item);
+    if (buffer_append(&l->ids, id->valuestring, strlen(id->valuestring) + 1) < 0 ||
+        buffer_append(&l->items, (const char *)&entry, sizeof entry) < 0) {
+        l->out_of_memory = true;
+        return false;
     }
     return true;
+}
+
+static void listing_free(struct listing *l)
+{
+    buffer_free(&l->ids);
+    buffer_free(&l->items);
+}
+
+/* Containers known before this listing was asked for, and absent from it,
+ * have stopped; one that changed since is left to its own inspection. */
+static void drop_unlisted(struct watch *w, const struct listing *l)
+{
+    struct map_iter it;
+    const char *id;
+    void *v;
+
+    for (size_t i = 0; i < listing_count(l); i++) {
+        struct known *k = map_get(w->known, listing_id(l, i));
+        if (k != NULL)
+            k->listed_seq = w->list_seq;
+    }
+    map_iter_init(&it, w->known);
+    while (map_iter_next(&it, &id, &v)) {
+        struct known *k = v;
+        if (k->listed_seq != w->list_seq && !k->inspecting && k->updated < w->list_seq) {
+            k->held_until = 0;  /* gone: nothing to hold */
+            drop(w, k);
+        }
+    }
 }
 
 /* A container read after an event is as current as a listing can show:
@@ -317,8 +349,7 @@ static bool listed_as_read(struct known *k)
 static void on_list(struct http_transfer *x, const struct http_response *res, void *arg)
 {
     struct watch *w = arg;
-    cJSON *list;
-    const cJSON *item;
+    struct listing listing = { .out_of_memory = false };
     (void)x;
 
     if (res->curl_code != 0 || res->status != 200) {
@@ -335,24 +366,21 @@ static void on_list(struct http_transfer *x, const struct http_response *res, vo
         return;
     }
     w->list_settled = true;
-    list = json_parse(res->body, res->body_len, NULL);
-    if (!readable_list(list)) {
-        log_warn("Docker listed containers as something that is not a list of containers with ids "
-                 "(%zu bytes); keeping the table as it is", res->body_len);
-        cJSON_Delete(list);
+    if (!json_each_element(res->body, res->body_len, take_listed, &listing)) {
+        if (listing.out_of_memory)
+            log_error("out of memory reading Docker's listing; keeping the table as it is");
+        else
+            log_warn("Docker listed containers as something that is not a list of containers with ids "
+                     "(%zu bytes); keeping the table as it is", res->body_len);
+        listing_free(&listing);
         w->list_running = false;
         return;
     }
-    drop_unlisted(w, list);
-    cJSON_ArrayForEach(item, list) {
-        const cJSON *cid = cJSON_GetObjectItemCaseSensitive(item, "Id");
-        struct known *k;
-        unsigned long long fp;
+    drop_unlisted(w, &listing);
+    for (size_t i = 0; i < listing_count(&listing); i++) {
+        unsigned long long fp = listing_item(&listing, i)->fingerprint;
+        struct known *k = known_get(w, listing_id(&listing, i), true);
         bool current;
-        if (!cJSON_IsString(cid) || cid->valuestring[0] == '\0')
-            continue;
-        fp = fingerprint_listed(item);
-        k = known_get(w, cid->valuestring, true);
         if (k == NULL || held(k)) {
             w->list_settled = false;    /* to be read once the hold is over */
             continue;
@@ -368,7 +396,7 @@ static void on_list(struct http_transfer *x, const struct http_response *res, vo
         w->list_pending++;
         inspect(w, k);
     }
-    cJSON_Delete(list);
+    listing_free(&listing);
     if (w->list_pending == 0)
         listing_finished(w);
 }
