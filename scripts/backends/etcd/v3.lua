@@ -128,36 +128,78 @@ end
 -- keys is close to 1 MiB on its own.
 local MAX_TXN_BYTES = 1024 * 1024
 
-local function op_bytes(op)
-  local body = op.requestPut or op.requestDeleteRange
-  return #body.key + #(body.value or "")
+-- How long a string of n bytes is in base64.
+local function b64_len(n) return 4 * ((n + 2) // 3) end
+
+-- A change (a put or a delete of one entry) is a group of two operations,
+-- its key and its record.  Sized here from the lengths alone; its
+-- operations (base64 and all) are made only as its transaction goes out,
+-- so a start-up's writes are never all in memory at once, encoded.
+function V3:put_group(e)
+  local record = json.encode { key = e.key, value = e.value }
+  local stored, record_key = self:stored(e.key), self:record(e.key)
+  return {
+    size = b64_len(#stored) + b64_len(#e.value) + b64_len(#record_key) + b64_len(#record),
+    alone = { 2, 1 },
+    ops = function(lease)
+      return {
+        { requestPut = { key = b64.encode(stored), value = b64.encode(e.value), lease = lease } },
+        { requestPut = { key = b64.encode(record_key), value = b64.encode(record), lease = lease } },
+      }
+    end,
+  }
 end
 
--- Each change is a group of operations (its key and its record) that goes
--- out in one transaction; a group too large for one goes out one
--- operation per transaction, in the order of group.alone (a record
--- before its key, a key before its record), so a crash in between never
--- leaves a key nobody owns.
+function V3:delete_group(e)
+  local stored, record_key = self:stored(e.key), self:record(e.key)
+  return {
+    size = b64_len(#stored) + b64_len(#record_key),
+    alone = { 1, 2 },
+    ops = function()
+      return {
+        { requestDeleteRange = { key = b64.encode(stored) } },
+        { requestDeleteRange = { key = b64.encode(record_key) } },
+      }
+    end,
+  }
+end
+
+-- Groups go out together in one transaction, as many as fit; a group too
+-- large for one goes out one operation per transaction, in the order of
+-- group.alone (a record before its key, a key before its record), so a
+-- crash in between never leaves a key nobody owns.  Each transaction is a
+-- list of {group, only = the one operation, or nil for both}.
 local function transactions(groups)
-  local txns, txn, bytes = {}, {}, 0
+  local txns, txn, ops, bytes = {}, {}, 0, 0
   local function flush()
     if #txn > 0 then txns[#txns + 1] = txn end
-    txn, bytes = {}, 0
+    txn, ops, bytes = {}, 0, 0
   end
   for _, group in ipairs(groups) do
-    local size = 0
-    for _, op in ipairs(group) do size = size + op_bytes(op) end
-    if size > MAX_TXN_BYTES then
+    if group.size > MAX_TXN_BYTES then
       flush()
-      for _, i in ipairs(group.alone) do txns[#txns + 1] = { group[i] } end
+      for _, i in ipairs(group.alone) do txns[#txns + 1] = { { group = group, only = i } } end
     else
-      if #txn + #group > MAX_OPS or bytes + size > MAX_TXN_BYTES then flush() end
-      for _, op in ipairs(group) do txn[#txn + 1] = op end
-      bytes = bytes + size
+      if ops + 2 > MAX_OPS or bytes + group.size > MAX_TXN_BYTES then flush() end
+      txn[#txn + 1] = { group = group }
+      ops, bytes = ops + 2, bytes + group.size
     end
   end
   flush()
   return txns
+end
+
+local function operations(txn, lease)
+  local out = json.array {}
+  for _, part in ipairs(txn) do
+    local ops = part.group.ops(lease)
+    if part.only then
+      out[#out + 1] = ops[part.only]
+    else
+      out[#out + 1], out[#out + 2] = ops[1], ops[2]
+    end
+  end
+  return out
 end
 
 function V3:apply(puts, deletes)
@@ -172,23 +214,14 @@ function V3:apply(puts, deletes)
     local stored = self:stored(e.key)
     self.mine[stored] = true            -- before etcd has it: a watch event may come first
     widen = widen or not self:watched(stored)
-    local record = json.encode { key = e.key, value = e.value }
-    groups[#groups + 1] = {
-      { requestPut = { key = b64.encode(stored), value = b64.encode(e.value), lease = lease } },
-      { requestPut = { key = b64.encode(self:record(e.key)), value = b64.encode(record), lease = lease } },
-      alone = { 2, 1 },
-    }
+    groups[#groups + 1] = self:put_group(e)
   end
   for _, e in ipairs(deletes) do
     self.mine[self:stored(e.key)] = nil
-    groups[#groups + 1] = {
-      { requestDeleteRange = { key = b64.encode(self:stored(e.key)) } },
-      { requestDeleteRange = { key = b64.encode(self:record(e.key)) } },
-      alone = { 1, 2 },
-    }
+    groups[#groups + 1] = self:delete_group(e)
   end
-  for _, ops in ipairs(transactions(groups)) do
-    local doc, err = self:call("kv/txn", { success = json.array(ops) })
+  for _, txn in ipairs(transactions(groups)) do
+    local doc, err = self:call("kv/txn", { success = operations(txn, lease) })
     if not doc then return nil, err end
   end
   if widen then self:stop_watch("a key outside the watched range") end
