@@ -10,6 +10,7 @@
 #include "check.h"
 #include "cli.h"
 #include "core/config.h"
+#include "core/http.h"
 #include "core/log.h"
 #include "daemon.h"
 #include "registrar_commit.h"   /* generated at build time: cmake/git_commit.cmake */
@@ -89,8 +90,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "registrar: --json is an option of `registrar check`, not of `%s`\n", cli.command);
         return 2;
     }
-    curl_global_init(CURL_GLOBAL_DEFAULT);
+    http_global_init();
     rc = run_command(&cli);
-    curl_global_cleanup();
+    http_global_cleanup();
     return rc;
 }

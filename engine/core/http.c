@@ -5,6 +5,7 @@
 #include "core/http.h"
 
 #include <curl/curl.h>
+#include <dlfcn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -173,6 +174,31 @@ static int on_curl_timer(CURLM *multi, long ms, void *arg)
         h->deadline = loop_timer_add(h->lp, ms > 0 ? ms : 0, on_deadline, h);
     return 0;
 }
+
+/* Debian's libcurl speaks TLS through OpenSSL, but two libraries it
+ * links for protocols registrar never asks for (RTMP, LDAP) bring GnuTLS,
+ * whose load-time constructor builds its ASN.1 tables: about 100 KiB of
+ * heap for good, half of what a hundred containers cost.  Those libraries
+ * initialise GnuTLS again themselves before they use it, so its implicit
+ * initialisation is undone here.  Not when curl's own TLS is GnuTLS. */
+static void release_unused_gnutls(void)
+{
+    const curl_version_info_data *v = curl_version_info(CURLVERSION_NOW);
+    void (*deinit)(void);
+    if (v->ssl_version == NULL || strstr(v->ssl_version, "GnuTLS") != NULL)
+        return;
+    *(void **)&deinit = dlsym(RTLD_DEFAULT, "gnutls_global_deinit");
+    if (deinit != NULL)
+        deinit();
+}
+
+void http_global_init(void)
+{
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    release_unused_gnutls();
+}
+
+void http_global_cleanup(void) { curl_global_cleanup(); }
 
 struct http *http_new(struct loop *lp, int max_host_connections)
 {

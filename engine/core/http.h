@@ -51,6 +51,10 @@ struct http_response {
 /* Called once per transfer; the response lives only during the call. */
 typedef void http_done_fn(struct http_transfer *t, const struct http_response *res, void *arg);
 
+/* Once per process, before any other call here; and at the end. */
+void http_global_init(void);
+void http_global_cleanup(void);
+
 struct http *http_new(struct loop *lp, int max_host_connections);
 void http_free(struct http *h);
 
