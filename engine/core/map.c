@@ -74,6 +74,12 @@ void *map_get(const struct map *m, const char *key)
     return n ? n->value : NULL;
 }
 
+const char *map_key(const struct map *m, const char *key)
+{
+    struct map_node *n = *find(m, key, hash_key(key));
+    return n ? n->key : NULL;
+}
+
 static void grow(struct map *m)
 {
     size_t nb = m->nbuckets * 2;

@@ -19,6 +19,10 @@ struct map *map_new(void);
 void map_free(struct map *m, void (*free_value)(void *));
 
 void *map_get(const struct map *m, const char *key);
+/* The map's own copy of key, or NULL when key is not in it: a value that
+ * needs its key can point here instead of holding a second copy (it is
+ * valid until the key is removed). */
+const char *map_key(const struct map *m, const char *key);
 /* Stores value under a copy of key; returns the value it replaced, or NULL.
  * *failed is set on allocation failure (may be NULL). */
 void *map_put(struct map *m, const char *key, void *value, bool *failed);

@@ -32,7 +32,7 @@
 
 struct known {
     struct watch *w;
-    char *id;
+    const char *id;             /* the known map's copy */
     unsigned long long fingerprint;  /* of the listed fields; 0: inspect next time */
     /* The container in the scripts' shape, kept as its compact JSON text
      * (a fifth of the parsed tree's memory; read back only to name it
@@ -94,13 +94,16 @@ static struct known *known_get(struct watch *w, const char *id, bool create)
     struct known *k = map_get(w->known, id);
     if (k != NULL || !create)
         return k;
-    k = calloc(1, sizeof *k);
-    if (k == NULL || (k->id = strdup(id)) == NULL) {
+    bool failed;
+    if ((k = calloc(1, sizeof *k)) == NULL)
+        return NULL;
+    map_put(w->known, id, k, &failed);
+    if (failed) {
         free(k);
         return NULL;
     }
     k->w = w;
-    map_put(w->known, id, k, NULL);
+    k->id = map_key(w->known, id);
     return k;
 }
 
@@ -117,7 +120,6 @@ static void known_free(void *p)
 {
     struct known *k = p;
     forget_container(k);
-    free(k->id);
     free(k);
 }
 

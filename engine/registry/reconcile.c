@@ -41,7 +41,7 @@ struct claim {
 };
 
 struct entry {
-    char *key;
+    const char *key;            /* the entries map's copy */
     char *want;
     long payload;               /* the wanted entry's, or 0 */
     char *owner;                /* container id that wants it */
@@ -154,12 +154,15 @@ static struct entry *entry_get(struct reconcile *r, const char *key, bool create
     struct entry *e = map_get(r->entries, key);
     if (e != NULL || !create)
         return e;
-    e = calloc(1, sizeof *e);
-    if (e == NULL || (e->key = strdup(key)) == NULL) {
+    bool failed;
+    if ((e = calloc(1, sizeof *e)) == NULL)
+        return NULL;
+    map_put(r->entries, key, e, &failed);
+    if (failed) {
         free(e);
         return NULL;
     }
-    map_put(r->entries, key, e, NULL);
+    e->key = map_key(r->entries, key);
     return e;
 }
 
@@ -186,7 +189,6 @@ static void entry_free(void *p)
         e->waiting = c->next;
         claim_free(c);
     }
-    free(e->key);
     if (e->have != e->want)
         free(e->have);
     free(e->want);
