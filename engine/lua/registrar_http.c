@@ -24,7 +24,7 @@ static void push_headers(lua_State *L, const char *raw, size_t len)
         const char *line_end = eol ? eol : end;
         if (line_end > p && line_end[-1] == '\r')
             line_end--;
-        colon = memchr(p, ':', (size_t)(line_end - p));
+        colon = line_end > p ? memchr(p, ':', (size_t)(line_end - p)) : NULL;
         if (colon != NULL && strncmp(p, "HTTP/", 5) != 0) {
             const char *v = colon + 1;
             luaL_Buffer name;
