@@ -9,6 +9,7 @@
 
 #include "check.h"
 #include "cli.h"
+#include "core/allocator.h"
 #include "core/config.h"
 #include "core/http.h"
 #include "core/log.h"
@@ -90,6 +91,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "registrar: --json is an option of `registrar check`, not of `%s`\n", cli.command);
         return 2;
     }
+    if (strcmp(cli.command, "run") == 0)
+        allocator_exec_tuned(argv);
     http_global_init();
     rc = run_command(&cli);
     http_global_cleanup();

@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import time
 import unittest
 
 REGISTRAR = os.environ.get("REGISTRAR_BIN", "build/registrar")
@@ -231,3 +232,42 @@ class Check(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class MallocTuning(unittest.TestCase):
+    """`registrar run` executes itself again with glibc's thread cache off
+    (docs/performance.md: a quarter of the memory 100 containers cost):
+    the same process, its arguments kept, and an operator's own
+    GLIBC_TUNABLES left as they are."""
+
+    def start(self, env):
+        tmp = TempDir(self)
+        full_env = dict(BASE_ENV, **env)
+        log = open(os.path.join(tmp.dir.name, "log"), "w+")
+        self.addCleanup(log.close)
+        # Docker is not there: the daemon runs on, retrying, which is all this needs
+        proc = subprocess.Popen([REGISTRAR, "run", "-B", "file://" + os.path.join(tmp.dir.name, "r.json"),
+                                 "-D", os.path.join(tmp.dir.name, "no-docker.sock"), "-i", "60000"],
+                                env=full_env, stdout=log, stderr=subprocess.STDOUT)
+        self.addCleanup(proc.wait, 10)
+        self.addCleanup(proc.terminate)
+        deadline = time.monotonic() + 20
+        while "registrar 0." not in open(log.name).read():
+            self.assertIsNone(proc.poll(), "registrar exited: " + open(log.name).read())
+            self.assertLess(time.monotonic(), deadline, "no start-up line: " + open(log.name).read())
+            time.sleep(0.05)
+        with open("/proc/%d/environ" % proc.pid, "rb") as f:
+            environ = dict(v.decode().partition("=")[::2] for v in f.read().split(b"\0") if v)
+        with open("/proc/%d/cmdline" % proc.pid, "rb") as f:
+            cmdline = f.read().split(b"\0")
+        return environ, cmdline
+
+    def test_the_daemon_runs_with_the_thread_cache_off_and_its_arguments(self):
+        environ, cmdline = self.start({})
+        self.assertEqual(environ.get("GLIBC_TUNABLES"), "glibc.malloc.tcache_count=0")
+        self.assertEqual(cmdline[1:3], [b"run", b"-B"])
+        self.assertIn(b"60000", cmdline)
+
+    def test_an_operators_tunables_are_kept(self):
+        environ, _ = self.start({"GLIBC_TUNABLES": "glibc.malloc.arena_max=1"})
+        self.assertEqual(environ.get("GLIBC_TUNABLES"), "glibc.malloc.arena_max=1")
