@@ -55,6 +55,8 @@ struct daemon {
     bool ready;                     /* READY=1 sent to systemd */
     long long settle_timer;         /* memory given back a moment after a burst */
     long in_use_kib;                /* ... and how much was left then (0: not yet) */
+    int heap_looks;                 /* intervals left that look at the heap */
+#define HEAP_LOOKS 5
     size_t lua_bytes;
     long watchdog_ms;               /* WATCHDOG=1 every so often; 0: not asked */
 };
@@ -76,6 +78,8 @@ static void on_changed(void *arg, const char *id, const cJSON *container)
     struct reconcile_want *want;
     int n = 0;
     char err[1024];
+
+    d->heap_looks = HEAP_LOOKS;
 
     if (container != NULL && naming_entries(d->p.script, container, &e, &n, err, sizeof err) < 0) {
         log_error("container %s (%.12s): naming failed: %s; keeping its registrations",
@@ -120,7 +124,10 @@ static void on_listed(void *arg, bool complete)
  * at the interval that finds the heap's memory in use a quarter below
  * what it was then.  Lua collects only as it allocates, so what a burst
  * left of its garbage would stay for good on a host that then goes quiet:
- * it goes at the interval that finds Lua holding twice what it did. */
+ * it goes at the interval that finds Lua holding twice what it did.
+ * Looking at the heap (mallinfo2 walks its free lists) was a tenth of a
+ * quiet resync's CPU: it is done for HEAP_LOOKS intervals after a change
+ * or a give-back, then not until the next change. */
 #define SETTLE_MS 1000L
 #define GIVE_BACK_MIN_KIB 2048L
 
@@ -135,6 +142,7 @@ static void give_back_memory(struct daemon *d)
     script_give_back_memory(d->p.script);
     d->in_use_kib = heap_in_use_kib();
     d->lua_bytes = script_memory_used(d->p.script);
+    d->heap_looks = HEAP_LOOKS;
     log_debug("memory given back: %ld KiB of heap in use, %zu KiB of it Lua's", d->in_use_kib, d->lua_bytes >> 10);
 }
 
@@ -151,9 +159,11 @@ static long quarter(long kib) { return kib / 4 > GIVE_BACK_MIN_KIB ? kib / 4 : G
 
 static void give_back_if_freed(struct daemon *d)
 {
+    bool look = d->heap_looks > 0;
     if (d->in_use_kib == 0 || d->settle_timer != 0)
         return;                 /* not settled yet, or settling */
-    if (heap_in_use_kib() < d->in_use_kib - quarter(d->in_use_kib) ||
+    d->heap_looks -= look;
+    if ((look && heap_in_use_kib() < d->in_use_kib - quarter(d->in_use_kib)) ||
         script_memory_used(d->p.script) > 2 * d->lua_bytes + (GIVE_BACK_MIN_KIB << 10))
         give_back_memory(d);
 }
