@@ -76,8 +76,8 @@ struct backend {
     bool watching;              /* a watch() call is under way */
     bool watch_armed;           /* ... and the one before it did not break */
     struct backoff rewatch;     /* a watch that keeps breaking */
-    char watch_ended[256];      /* why the last one ended, and when: said once, */
-    long long watch_ended_ms;   /* not again for each retry */
+    char watch_ended[256];      /* why the last one ended: said once, */
+    long long watch_started_ms; /* not again for each retry that fails at once */
     long long watch_timer;
     bool call_failing;          /* the last open, audit or refresh failed */
     int inflight;
@@ -522,17 +522,21 @@ static void watched(struct backend *b, struct call *c, const char *fail)
     if (fail != NULL) {
         b->watch_armed = false;
         metrics_count(b->m, "registry.watch_restarts", 1);
+        /* A watch that had been up for a while ended: that is news, even
+         * for the same reason.  Timed from the watch's own start, not from
+         * the last ending: the audit in between may take longer than an
+         * interval on a slow registry. */
         if (strncmp(fail, b->watch_ended, sizeof b->watch_ended - 1) != 0 ||
-            loop_now_ms() - b->watch_ended_ms > 2L * b->c->interval_ms)
+            loop_now_ms() - b->watch_started_ms > b->c->interval_ms)
             log_info("registry %s: watch ended: %s; auditing, then watching again", b->c->backend_shown, fail);
         else                    /* e.g. a layout this backend cannot watch: audited each time */
             log_debug("registry %s: watch ended again: %s", b->c->backend_shown, fail);
         snprintf(b->watch_ended, sizeof b->watch_ended, "%.255s", fail);
-        b->watch_ended_ms = loop_now_ms();
         b->watch_timer = loop_timer_add(b->lp, backoff_next(&b->rewatch), on_rewatch, b);
         return;
     }
     backoff_reset(&b->rewatch);
+    b->watch_ended[0] = '\0';      /* it worked: its next ending is news */
     b->reached_ms = loop_now_ms();
     reconcile_observed(b->r, c->held, c->nheld);
     start_watch(b);
@@ -715,6 +719,7 @@ static void start_watch(struct backend *b)
     if (!b->watch_armed)        /* not again for each batch of changes */
         log_debug("registry %s: watching for changes", b->c->backend_shown);
     b->watch_armed = true;
+    b->watch_started_ms = loop_now_ms();
     if (!start_call(b, c))
         b->watching = false;
 }
