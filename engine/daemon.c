@@ -125,7 +125,7 @@ static void on_listed(void *arg, bool complete)
  * what it was then.  Lua collects only as it allocates, so what a burst
  * left of its garbage would stay for good on a host that then goes quiet:
  * it goes at the interval that finds Lua holding twice what it did.
- * Looking at the heap (mallinfo2 walks its free lists) was a tenth of a
+ * Looking at the heap (mallinfo2 walks its free lists) was 7 % of a
  * quiet resync's CPU: it is done for HEAP_LOOKS intervals after a change
  * or a give-back, then not until the next change. */
 #define SETTLE_MS 1000L

@@ -62,8 +62,7 @@ cJSON *json_parse(const char *text, size_t len, const char **error_at)
     src = copy ? copy : text;
     v = cJSON_ParseWithLengthOpts(src, len, &end, 0);
     if (v != NULL) {
-        while (end < src + len && is_space(*end))
-            end++;
+        end = skip_space(end, src + len);
         if (end != src + len) {
             cJSON_Delete(v);
             v = NULL;
