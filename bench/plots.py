@@ -7,6 +7,8 @@
   - resync_cost.png: CPU per quiet resync and registry requests per
     resync against the number of (synthetic) containers, per backend and
     mode
+  - memory.png: private memory (RssAnon) at the end of each synthetic
+    run against the number of containers, with the issue's targets
 
 Each returns nothing when the part it draws was not in the results."""
 import os
@@ -58,16 +60,21 @@ def latency(results, img):
     return _save(plt, fig, img, "latency.png")
 
 
+def _scale_runs(out):
+    """(backend and mode, containers, row) of each scale run that worked."""
+    for key, r in out["runs"].items():
+        if "error" not in r:
+            cfg, n = key.split("/")
+            yield cfg, int(n), r
+
+
 def resync_cost(results, img):
     out = results.get("parts", {}).get("scale")
     if not out or "error" in out:
         return None
     series = {}
-    for key, r in out["runs"].items():
-        if "error" in r:
-            continue
-        cfg, n = key.split("/")
-        series.setdefault(cfg, []).append((int(n), r["cpu_ms_per_resync"], r["registry_requests_per_resync"]))
+    for cfg, n, r in _scale_runs(out):
+        series.setdefault(cfg, []).append((n, r["cpu_ms_per_resync"], r["registry_requests_per_resync"]))
     if not series:
         return None
     plt = _plt()
@@ -91,6 +98,39 @@ def resync_cost(results, img):
     return _save(plt, fig, img, "resync_cost.png")
 
 
+# The targets of the issue that asked for these figures (private memory).
+MEMORY_TARGETS_MIB = ((100, 2), (10000, 32))
+
+
+def memory(results, img):
+    out = results.get("parts", {}).get("scale")
+    if not out or "error" in out:
+        return None
+    series = {}
+    for cfg, n, r in _scale_runs(out):
+        mem = r.get("memory_kib_end", {}).get("RssAnon")
+        if mem is not None:
+            series.setdefault(cfg, []).append((n, mem / 1024.0))
+    if not series:
+        return None
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    for cfg in sorted(series):
+        pts = sorted(series[cfg])
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=cfg)
+    ax.scatter([t[0] for t in MEMORY_TARGETS_MIB], [t[1] for t in MEMORY_TARGETS_MIB], marker="_", s=400,
+               color="black", label="target", zorder=3)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("SYNTHETIC containers (replay server), 2 ports each")
+    ax.set_ylabel("private memory (RssAnon), MiB")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize="small")
+    ax.set_title("registrar's private memory after start-up and %d quiet resyncs%s"
+                 % (out["resyncs"], " (quick run)" if out.get("quick") else ""), fontsize="medium")
+    return _save(plt, fig, img, "memory.png")
+
+
 def draw(results, img):
     os.makedirs(img, exist_ok=True)
-    return [p for p in (latency(results, img), resync_cost(results, img)) if p]
+    return [p for p in (latency(results, img), resync_cost(results, img), memory(results, img)) if p]
