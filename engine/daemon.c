@@ -98,7 +98,7 @@ static void on_changed(void *arg, const char *id, const cJSON *container)
     }
     for (int i = 0; i < n; i++) {
         want[i] = (struct reconcile_want){ e[i].key, e[i].compare, e[i].name,
-                                           backend_keep_entry(d->p.backend, e[i].ref) };
+                                           backend_keep_entry(d->p.backend, e[i].ref), e[i].value };
         e[i].ref = 0;           /* the reconciler's now */
     }
     reconcile_container(d->p.reconcile, id, container ? container_label(container, id) : NULL, want, n);
@@ -302,6 +302,7 @@ static int parts_build(struct daemon *d, struct parts *p, struct config *c, char
         snprintf(err, errlen, "out of memory");
         return -1;
     }
+    backend_keep_whole(p->backend, hostdoc_key(p->hostdoc));   /* kept() reads what it holds */
     return 0;
 }
 

@@ -1,6 +1,7 @@
 /* naming.c: runs the naming pipeline (scripts/registrar/pipeline.lua)
  * for one container and copies out what it names: for each service its
- * key, value, compare text and name, and a reference to its Lua entry
+ * key, value, compare text (the value's digest when the backend has no
+ * compare()) and name, and a reference to its Lua entry
  * table for the backend calls that follow. */
 #include "lua/naming.h"
 
@@ -11,6 +12,7 @@
 #include <string.h>
 
 #include "core/log.h"
+#include "core/digest.h"
 #include "lua/registrar_json.h"
 #include "lua/script.h"
 
@@ -66,6 +68,16 @@ static char *copy_or_raise(lua_State *L, const char *text)
     return copy;
 }
 
+/* What the reconciler holds of a value: its digest, a few bytes where the
+ * value may be hundreds (it holds one per key, for as long as the key is
+ * registered).  A write reads the value again from naming's entry. */
+static char *digest_or_raise(lua_State *L, const char *value)
+{
+    char hex[DIGEST_HEX_LEN + 1];
+    digest_keyed(value, strlen(value), hex);
+    return copy_or_raise(L, hex);
+}
+
 /* The pipeline has already checked types; this copies key and value out
  * of the list on top of the stack. */
 static void collect_entries(lua_State *L, struct entries_box *box)
@@ -89,7 +101,7 @@ static void collect_entries(lua_State *L, struct entries_box *box)
         e->value = copy_or_raise(L, lua_tostring(L, -4));
         if (lua_type(L, -2) == LUA_TSTRING)
             e->name = copy_or_raise(L, lua_tostring(L, -2));
-        e->compare = copy_or_raise(L, lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : e->value);
+        e->compare = lua_type(L, -1) == LUA_TSTRING ? copy_or_raise(L, lua_tostring(L, -1)) : digest_or_raise(L, e->value);
         lua_pop(L, 5);
         e->ref = luaL_ref(L, LUA_REGISTRYINDEX);
     }

@@ -13,8 +13,9 @@ struct lua_State;
 struct naming_entry {
     char *key;
     char *value;                /* the bytes the registry should hold */
-    char *compare;              /* what is compared with advertised(): the
-                                   backend's compare(entry), else value */
+    char *compare;              /* what the reconciler holds and compares with
+                                   advertised(): the backend's compare(entry),
+                                   else the value's digest (digest_keyed) */
     char *name;                 /* the service's name, NULL if it has none */
     int ref;                    /* Lua registry ref of the entry table; a
                                    caller that keeps it sets it to 0 */

@@ -2,21 +2,16 @@
  * bits) that change when s does.  For noticing changes (a backend that
  * cannot store a whole document compares digests), not for security. */
 #include <lauxlib.h>
-#include <stdio.h>
 
+#include "core/digest.h"
 #include "lua/modules.h"
 
 static int digest(lua_State *L)
 {
     size_t n;
-    const unsigned char *s = (const unsigned char *)luaL_checklstring(L, 1, &n);
-    unsigned long long h = 14695981039346656037ULL;
-    char hex[17];
-    for (size_t i = 0; i < n; i++) {
-        h ^= s[i];
-        h *= 1099511628211ULL;
-    }
-    snprintf(hex, sizeof hex, "%016llx", h);
+    const char *s = luaL_checklstring(L, 1, &n);
+    char hex[DIGEST_HEX_LEN + 1];
+    digest_fnv(s, n, hex);
     lua_pushstring(L, hex);
     return 1;
 }

@@ -20,6 +20,7 @@
 #include "core/log.h"
 #include "core/loop.h"
 #include "core/metrics.h"
+#include "core/digest.h"
 #include "lua/modules.h"
 #include "lua/naming.h"
 #include "lua/registrar_json.h"
@@ -33,17 +34,19 @@ enum call_kind { CALL_OPEN, CALL_AUDIT, CALL_REFRESH, CALL_WRITE, CALL_CHANGED, 
 static const char *const call_names[] = { "open", "advertised", "refresh", "write", "changed", "watch" };
 
 /* A payload that is no Lua table: the key was written and the engine let
- * go of naming's entry (backend_settle), which holds the container's whole
- * table.  A hook that gets the key again gets {key, value}, and the rest
- * (service, document) on first use, by naming the container again. */
+ * go of naming's entry, which holds the container's whole table.  A hook
+ * that gets the key gets {key} (and value, until the key is first
+ * written), and the rest on first use, by naming the container again:
+ * what the reconciler keeps is the value's digest (or compare text). */
 #define SLIM_PAYLOAD (-1L)
 
 /* An entry a call hands to the hook: naming's entry table (a write, a
  * refresh), one rebuilt (SLIM_PAYLOAD) or {key, value} (a delete). */
 struct item {
     char *key;
-    char *had;
-    char *value;                /* SLIM_PAYLOAD: the value to write */
+    char *had;                  /* a delete: what the reconciler holds */
+    char *value;                /* SLIM_PAYLOAD: the value to write, if the
+                                   reconciler still has it */
     long payload;               /* 0 for a delete */
 };
 
@@ -67,7 +70,9 @@ struct backend {
     struct metrics *m;
     struct reconcile *r;
     int handle_ref;             /* what open() returned */
-    bool has_compare;           /* the module's compare(): values are not what is stored */
+    bool has_compare;           /* the module's compare(): it says what is compared */
+    char *whole_key;            /* held as it is, not as a digest: this host's
+                                   document, which is compared field by field */
     int slim_mt;                /* registry ref of the rebuilt entries' metatable */
     backend_container_fn *container;    /* a running container by id, for rebuilding */
     void *container_arg;
@@ -125,20 +130,22 @@ static struct call *call_new(struct backend *b, enum call_kind kind, int n)
     return c;
 }
 
-/* __index of a rebuilt entry: the first read of a field it lacks names
- * its container again and copies in the rest of the entry (service,
- * document, compare, and value when compare() makes what the reconciler
- * holds differ from what is stored). */
+/* __index of a slim entry: the first read of a field it lacks names its
+ * container again and copies in the rest of the entry (service, document,
+ * compare, and value unless it has the one being written). */
 static int rebuild_entry(lua_State *co)
 {
     struct backend *b = lua_touserdata(co, lua_upvalueindex(1));
     const char *owner, *key;
     cJSON *container;
     int found;
+    bool has_value;
 
     lua_settop(co, 2);
     lua_pushnil(co);
     lua_setmetatable(co, 1);            /* once: later misses are plain nils */
+    has_value = lua_getfield(co, 1, "value") != LUA_TNIL;    /* the one being written */
+    lua_pop(co, 1);
     lua_getfield(co, 1, "key");
     key = lua_tostring(co, -1);
     owner = key && b->r ? reconcile_owner(b->r, key) : NULL;
@@ -155,7 +162,7 @@ static int rebuild_entry(lua_State *co)
     while (lua_next(co, -2)) {          /* rebuilt entry at -3 */
         bool keep = lua_type(co, -2) == LUA_TSTRING &&
                     (strcmp(lua_tostring(co, -2), "key") == 0 ||
-                     (strcmp(lua_tostring(co, -2), "value") == 0 && !b->has_compare));
+                     (strcmp(lua_tostring(co, -2), "value") == 0 && has_value));
         if (keep) {
             lua_pop(co, 1);
             continue;
@@ -169,16 +176,18 @@ static int rebuild_entry(lua_State *co)
     return 1;
 }
 
-/* With compare(), what the reconciler holds is the compare text, not the
- * stored value: value is left out, and reading it names the container
- * again like the other fields. */
+/* A key whose entry the engine let go of: {key, value} (the value when
+ * the reconciler still has it, before the key is first written), and the
+ * rest read by naming the container again.  Once a key is written the
+ * reconciler holds only a digest or compare text, and value too is read
+ * that way. */
 static void push_rebuilt(lua_State *co, struct backend *b, const struct item *it)
 {
     lua_createtable(co, 0, 3);
     lua_pushstring(co, it->key);
     lua_setfield(co, -2, "key");
-    if (!b->has_compare) {
-        lua_pushstring(co, it->value ? it->value : "");
+    if (it->value != NULL) {
+        lua_pushstring(co, it->value);
         lua_setfield(co, -2, "value");
     }
     if (b->slim_mt == LUA_NOREF) {
@@ -299,8 +308,21 @@ static char *copy_or_raise(lua_State *co, const char *text)
     return copy;
 }
 
+/* What the reconciler holds of what key holds: as naming.c makes it, the
+ * value's digest, unless compare() says (then advertised() and watch()
+ * say it) or the key is kept whole. */
+static const char *held_form(const struct backend *b, const char *key, const char *value,
+                             char digest[DIGEST_HEX_LEN + 1])
+{
+    if (b->has_compare || (b->whole_key != NULL && strcmp(key, b->whole_key) == 0))
+        return value;
+    digest_keyed(value, strlen(value), digest);
+    return digest;
+}
+
 static void add_held_item(lua_State *co, struct call *c, int *cap, const char *key, const char *value)
 {
+    char digest[DIGEST_HEX_LEN + 1];
     struct reconcile_held *h;
     if (c->nheld == *cap) {
         int grown_cap = *cap ? *cap * 2 : 64;
@@ -314,7 +336,7 @@ static void add_held_item(lua_State *co, struct call *c, int *cap, const char *k
     h->key = copy_or_raise(co, key);
     h->value = NULL;
     c->nheld++;
-    h->value = value ? copy_or_raise(co, value) : NULL;
+    h->value = value ? copy_or_raise(co, held_form(c->b, key, value, digest)) : NULL;
 }
 
 /* advertised()'s {key = value}: a table value stands for its JSON text (a
@@ -742,7 +764,7 @@ static void write_changes(void *arg, const struct reconcile_write *w, int n, uns
     bool copied = c != NULL;
 
     for (int i = 0; copied && i < n; i++) {
-        copied = copy_item(&c->items[i], w[i].key, w[i].had, w[i].value, w[i].value ? w[i].payload : 0);
+        copied = copy_item(&c->items[i], w[i].key, w[i].had, w[i].stored, w[i].value ? w[i].payload : 0);
         c->n = i + 1;
     }
     if (copied) {
@@ -825,13 +847,14 @@ static void add_held(void *arg, const char *key, const char *value, long payload
 {
     struct refresh_list *l = arg;
     struct item *grown = realloc(l->c->items, (size_t)(l->c->n + 1) * sizeof *grown);
+    (void)value;                /* a digest: refresh() reads the entry's */
     if (grown == NULL) {
         l->copied = false;
         return;
     }
     l->c->items = grown;
     memset(&grown[l->c->n], 0, sizeof *grown);
-    l->copied = copy_item(&grown[l->c->n++], key, NULL, value, payload) && l->copied;
+    l->copied = copy_item(&grown[l->c->n++], key, NULL, NULL, payload) && l->copied;
 }
 
 /* ttl mode: the backend's refresh(entries) when it has one (one keepalive
@@ -912,5 +935,12 @@ void backend_free(struct backend *b)
     loop_timer_cancel(b->lp, b->watch_timer);
     forget_keys(&b->registered);
     forget_keys(&b->deregistered);
+    free(b->whole_key);
     free(b);
+}
+
+void backend_keep_whole(struct backend *b, const char *key)
+{
+    free(b->whole_key);
+    b->whole_key = strdup(key);     /* out of memory: compared as a digest, written again */
 }

@@ -39,14 +39,19 @@ typedef struct cJSON *backend_container_fn(void *arg, const char *id);
 void backend_set_containers(struct backend *b, backend_container_fn *fn, void *arg);
 
 /* The payload the reconciler keeps for naming's fresh entry ref: the ref
- * itself, or, when the backend's values are what is stored (no
- * compare()), none at all: the entry is rebuilt as backend_settle says,
- * so a start-up with thousands of containers never holds their tables. */
+ * itself, or, without compare(), none at all: the entry is rebuilt as
+ * backend_settle says, so a start-up with thousands of containers never
+ * holds their tables.  (The value to write the reconciler holds until it
+ * is written; then only its digest.) */
 long backend_keep_entry(struct backend *b, int ref);
+
+/* What advertised() and watch() say key holds is kept as it is, not as
+ * its digest (this host's document, which is compared field by field). */
+void backend_keep_whole(struct backend *b, const char *key);
 
 /* The registry is in step: let go of naming's entry tables of the keys
  * written (each holds its container's whole table).  A hook handed such a
- * key again gets {key, value}, and service and document on first use,
+ * key again gets {key}, and value, service and document on first use,
  * named again from the container. */
 void backend_settle(struct backend *b);
 

@@ -21,13 +21,16 @@
 
 #include "core/config.h"
 #include "core/log.h"
+#include "core/digest.h"
 #include "lua/naming.h"
 #include "registry/reconcile.h"
 
 struct hostdoc {
     const struct config *c;
     char *key;
-    char *content;              /* the last document, without "synced" */
+    bool handed;                /* a document went to the reconciler */
+    char content[DIGEST_HEX_LEN + 1];  /* the last one's digest, without "synced"
+                                           (the text is a MiB at 10 000 containers) */
     unsigned long long keys_sum;/* of the keys it names (keys_sum()) */
 };
 
@@ -50,12 +53,13 @@ struct hostdoc *hostdoc_new(const struct config *c)
     return h;
 }
 
+const char *hostdoc_key(const struct hostdoc *h) { return h->key; }
+
 void hostdoc_free(struct hostdoc *h)
 {
     if (h == NULL)
         return;
     free(h->key);
-    free(h->content);
     free(h);
 }
 
@@ -143,23 +147,27 @@ void hostdoc_update(struct hostdoc *h, struct reconcile *r, struct script *s)
 {
     struct keys k = { NULL, 0, 0 };
     cJSON *doc;
-    char *content, *value = NULL, err[600];
+    char *content, digest[DIGEST_HEX_LEN + 1], *value = NULL, err[600];
+    bool printed;
     unsigned long long sum;
     int ref;
 
     reconcile_each_entry(r, add_key, &k);
     sum = keys_sum(&k);
-    if (h->content != NULL && sum == h->keys_sum) {
+    if (h->handed && sum == h->keys_sum) {
         free(k.v);
         return;
     }
     doc = document(h->c, &k);
     free(k.v);
     content = cJSON_PrintUnformatted(doc);
-    if (content == NULL || (h->content != NULL && strcmp(content, h->content) == 0)) {
-        if (content != NULL)
+    printed = content != NULL;
+    if (printed)
+        digest_fnv(content, strlen(content), digest);
+    free(content);
+    if (!printed || (h->handed && strcmp(digest, h->content) == 0)) {
+        if (printed)
             h->keys_sum = sum;
-        free(content);
         cJSON_Delete(doc);
         return;
     }
@@ -169,15 +177,14 @@ void hostdoc_update(struct hostdoc *h, struct reconcile *r, struct script *s)
     cJSON_Delete(doc);
     if (ref == 0) {
         log_warn("host document %s: %s; tried again at the next listing", h->key, err);
-        free(content);
         return;
     }
     {
-        struct reconcile_want want = { h->key, value, "host document", ref };
+        struct reconcile_want want = { h->key, value, "host document", ref, NULL };   /* ref holds value */
         reconcile_container(r, HOSTDOC_OWNER, "this host", &want, 1);
     }
     free(value);
-    free(h->content);
-    h->content = content;
+    h->handed = true;
+    memcpy(h->content, digest, sizeof h->content);
     h->keys_sum = sum;
 }

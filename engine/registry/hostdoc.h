@@ -13,6 +13,8 @@ struct script;
 
 struct hostdoc *hostdoc_new(const struct config *c);
 void hostdoc_free(struct hostdoc *h);
+/* <prefix_hosts>/<hostname> */
+const char *hostdoc_key(const struct hostdoc *h);
 
 /* After a listing: the document from the keys r now wants, handed to r
  * when it differs from the last one (the time in it then moves too). */

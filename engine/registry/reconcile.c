@@ -5,6 +5,10 @@
  *   want   the value naming asks for, or NULL
  *   have   the value the registry holds as far as we know, or NULL
  *
+ * Values are as the caller compares them (a digest, mostly: a few bytes
+ * for a value of hundreds).  The value to write itself (stored) is held
+ * only until the registry has it.
+ *
  * A key whose want and have differ is queued; converge() turns queued keys
  * into writes: the value when want differs from have, a delete when only
  * have is left.  A key a container named in this run is removed when that
@@ -17,6 +21,7 @@
  * takes batches, as one batch at a time. */
 #include "registry/reconcile.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +31,7 @@
 #include "core/loop.h"
 #include "core/map.h"
 #include "core/metrics.h"
+#include "core/pool.h"
 
 #define RETRY_FIRST_MS 250L
 #define BATCH_MAX 256
@@ -33,7 +39,7 @@
 /* A container that names a key another container holds: it waits, and
  * takes the key over when the holder lets go of it. */
 struct claim {
-    char *owner;
+    const char *owner;          /* r->ids' copy */
     char *want;
     char *name;
     long payload;
@@ -44,10 +50,11 @@ struct entry {
     const char *key;            /* the entries map's copy */
     char *want;
     long payload;               /* the wanted entry's, or 0 */
-    char *owner;                /* container id that wants it */
+    const char *owner;          /* container id that wants it (r->ids' copy) */
     char *name;                 /* its service's name */
     struct claim *waiting;      /* other containers naming it, first come first */
     char *have;
+    char *stored;               /* want as written, until it is (r->stored) */
     bool busy;                  /* a write of it is under way */
     bool queued;
     bool failed;                /* waiting for the retry timer */
@@ -66,7 +73,8 @@ struct entry {
 };
 
 struct owned {                  /* the keys one container names */
-    char **keys;
+    const char **keys;          /* the entries map's copies: an entry with an
+                                   owner is not forgotten */
     int n;
     char *name;                 /* the container's, for the log */
 };
@@ -89,6 +97,10 @@ struct reconcile {
     struct map *entries;        /* key -> struct entry */
     struct map *owned;          /* container id -> struct owned */
     struct map *naming_failed;  /* container ids whose naming raised */
+    struct map *ids;            /* container id -> how many owners and claims
+                                   point at its key: one copy per container,
+                                   not one per key */
+    struct pool stored;         /* entries' values not written yet */
     struct entry *queue_head, *queue_tail;
     struct pending *pending;
     bool ready, batches;        /* the backend is open; it takes batches */
@@ -131,9 +143,16 @@ static void set_have(struct entry *e, const char *value)
     free(old);
 }
 
+static void drop_stored(struct entry *e)
+{
+    pool_free(e->stored);
+    e->stored = NULL;
+}
+
 /* want takes value, which it owns from now on; have keeps what it held. */
 static void take_want(struct entry *e, char *value)
 {
+    drop_stored(e);
     if (e->have != NULL && e->have == e->want)
         e->have = strdup(e->have);  /* out of memory: held is unknown, written again */
     free(e->want);
@@ -166,6 +185,27 @@ static struct entry *entry_get(struct reconcile *r, const char *key, bool create
     return e;
 }
 
+/* r->ids' copy of id, counted; NULL when out of memory. */
+static const char *id_hold(struct reconcile *r, const char *id)
+{
+    bool failed;
+    intptr_t holds = (intptr_t)map_get(r->ids, id);
+    map_put(r->ids, id, (void *)(holds + 1), &failed);
+    return failed ? NULL : map_key(r->ids, id);
+}
+
+static void id_drop(struct reconcile *r, const char *id)
+{
+    intptr_t holds;
+    if (id == NULL)
+        return;
+    holds = (intptr_t)map_get(r->ids, id);
+    if (holds > 1)
+        map_put(r->ids, id, (void *)(holds - 1), NULL);
+    else
+        map_remove(r->ids, id);     /* id points into the node: not read after */
+}
+
 static void release(struct reconcile *r, long *payload)
 {
     if (*payload != 0 && r->ops.release != NULL)
@@ -173,14 +213,16 @@ static void release(struct reconcile *r, long *payload)
     *payload = 0;
 }
 
+/* Its owner's hold on r->ids is the caller's to drop (id_drop). */
 static void claim_free(struct claim *c)
 {
-    free(c->owner);
     free(c->want);
     free(c->name);
     free(c);
 }
 
+/* The holds of its owner and claims on r->ids were dropped already (only
+ * an entry nobody wants is forgotten), or go with r->ids. */
 static void entry_free(void *p)
 {
     struct entry *e = p;
@@ -192,7 +234,7 @@ static void entry_free(void *p)
     if (e->have != e->want)
         free(e->have);
     free(e->want);
-    free(e->owner);
+    pool_free(e->stored);
     free(e->name);
     free(e->error);
     free(e->observed_value);
@@ -205,6 +247,13 @@ static bool settled(const struct entry *e)
     if (e->want != NULL)
         return e->have != NULL && strcmp(e->want, e->have) == 0;
     return e->have == NULL;
+}
+
+/* The value to write is not needed once the registry holds it. */
+static void drop_stored_if_settled(struct entry *e)
+{
+    if (e->stored != NULL && settled(e))
+        drop_stored(e);
 }
 
 static void enqueue(struct reconcile *r, struct entry *e)
@@ -247,7 +296,7 @@ static void set_erring(struct reconcile *r, struct entry *e, const char *failed)
 
 static void forget_if_idle(struct reconcile *r, struct entry *e)
 {
-    if (e->want == NULL && e->have == NULL && !e->busy && !e->queued && !e->failed) {
+    if (e->want == NULL && e->owner == NULL && e->have == NULL && !e->busy && !e->queued && !e->failed) {
         set_erring(r, e, NULL);
         release(r, &e->payload);
         entry_free(map_remove(r->entries, e->key));
@@ -360,10 +409,13 @@ static struct pending *pending_new(struct reconcile *r, struct entry **picked, i
 /* Hands the picked entries to the backend as one write. */
 static void start_write(struct reconcile *r, struct entry **picked, int n)
 {
-    struct reconcile_write w[BATCH_MAX];
-    struct pending *p = pending_new(r, picked, n);
+    /* on the heap: 10 KiB of stack here, under the backend's Lua calls,
+     * would stay resident for good */
+    struct reconcile_write *w = malloc((size_t)n * sizeof *w);
+    struct pending *p = w ? pending_new(r, picked, n) : NULL;
 
     if (p == NULL) {
+        free(w);
         for (int i = 0; i < n; i++)
             picked[i]->failed = true;
         schedule_retry(r);
@@ -371,11 +423,12 @@ static void start_write(struct reconcile *r, struct entry **picked, int n)
     }
     for (int i = 0; i < n; i++) {
         struct entry *e = picked[i];
-        w[i] = (struct reconcile_write){ e->key, e->want, e->have, e->want ? e->payload : 0 };
+        w[i] = (struct reconcile_write){ e->key, e->want, e->stored, e->have, e->want ? e->payload : 0 };
         e->busy = true;
     }
     r->inflight++;
     r->ops.write(r->ops.arg, w, n, p->batch);
+    free(w);
 }
 
 /* Nothing is written before the registry was audited (so unchanged keys
@@ -457,6 +510,7 @@ static void settle(struct reconcile *r, struct entry *e, const char *value, cons
     } else if (failed == NULL) {
         set_have(e, value);
     }
+    drop_stored_if_settled(e);
     if (failed == NULL && !settled(e))
         enqueue(r, e);
     forget_if_idle(r, e);
@@ -491,8 +545,6 @@ static void owned_free(void *p)
     struct owned *o = p;
     if (o == NULL)
         return;
-    for (int i = 0; i < o->n; i++)
-        free(o->keys[i]);
     free(o->keys);
     free(o->name);
     free(o);
@@ -533,6 +585,7 @@ static void unwant(struct reconcile *r, const char *id, const char *key)
             struct claim *c = *slot;
             *slot = c->next;
             release(r, &c->payload);
+            id_drop(r, c->owner);
             claim_free(c);
         }
         return;
@@ -541,7 +594,8 @@ static void unwant(struct reconcile *r, const char *id, const char *key)
     next = e->waiting;
     if (next == NULL) {
         set_want(e, NULL);
-        set_str(&e->owner, NULL);
+        id_drop(r, e->owner);
+        e->owner = NULL;
         set_str(&e->name, NULL);
     } else {
         e->waiting = next->next;
@@ -549,9 +603,9 @@ static void unwant(struct reconcile *r, const char *id, const char *key)
         log_info("key %s: container %s no longer names it; %s takes it over", key, who(r, id, a, sizeof a),
                  who(r, next->owner, b, sizeof b));
         take_want(e, next->want);
-        free(e->owner);
+        id_drop(r, e->owner);
         free(e->name);
-        e->owner = next->owner;
+        e->owner = next->owner;     /* its hold on r->ids with it */
         e->name = next->name;
         e->payload = next->payload;
         free(next);
@@ -576,7 +630,7 @@ static bool want(struct reconcile *r, const char *id, const char *name, const st
             log_warn("key %s is named by containers %s and %s; keeping it for the first",
                      w->key, who(r, e->owner, a, sizeof a), name ? b : who(r, id, b, sizeof b));
             c = calloc(1, sizeof *c);
-            if (c == NULL || (c->owner = strdup(id)) == NULL) {
+            if (c == NULL || (c->owner = id_hold(r, id)) == NULL) {
                 free(c);
                 return false;
             }
@@ -592,7 +646,10 @@ static bool want(struct reconcile *r, const char *id, const char *name, const st
         set_want(e, w->value);
         enqueue(r, e);
     }
-    set_str(&e->owner, id);
+    if (e->stored == NULL && w->stored != NULL && !settled(e))
+        e->stored = pool_strdup(&r->stored, w->stored);    /* NULL: the backend names it again */
+    if (e->owner == NULL)
+        e->owner = id_hold(r, id);  /* else it is id already */
     set_str(&e->name, w->name);
     e->claimed = true;
     release(r, &e->payload);
@@ -635,7 +692,7 @@ void reconcile_container(struct reconcile *r, const char *id, const char *name, 
         long payload = w[i].payload;
         if (!want(r, id, name, &w[i]))
             release(r, &payload);
-        else if (now != NULL && now->keys != NULL && (now->keys[now->n] = strdup(w[i].key)) != NULL)
+        else if (now != NULL && now->keys != NULL && (now->keys[now->n] = map_key(r->entries, w[i].key)) != NULL)
             now->n++;
     }
     /* keys this container named before and names no more */
@@ -696,6 +753,7 @@ void reconcile_audited(struct reconcile *r, unsigned long long mark, const struc
         if (e->busy || e->touched > mark)
             continue;
         set_have(e, map_get(answer, key));
+        drop_stored_if_settled(e);
         if (!settled(e))
             enqueue(r, e);
     }
@@ -779,6 +837,7 @@ void reconcile_observed(struct reconcile *r, const struct reconcile_held *seen, 
             (e->have == NULL || strcmp(e->have, seen[i].value) == 0))
             continue;           /* what we know already: our own write's echo */
         set_have(e, seen[i].value);
+        drop_stored_if_settled(e);
         if (settled(e))
             continue;
         if (e->want != NULL)
@@ -815,11 +874,13 @@ void reconcile_drop_all(struct reconcile *r)
             struct claim *c = e->waiting;
             e->waiting = c->next;
             release(r, &c->payload);
+            id_drop(r, c->owner);
             claim_free(c);
         }
         release(r, &e->payload);
         set_want(e, NULL);
-        set_str(&e->owner, NULL);
+        id_drop(r, e->owner);
+        e->owner = NULL;
         enqueue(r, e);
     }
     r->dropping = true;
@@ -907,7 +968,8 @@ struct reconcile *reconcile_new(struct loop *lp, const struct reconcile_settings
     r->entries = map_new();
     r->owned = map_new();
     r->naming_failed = map_new();
-    if (r->entries == NULL || r->owned == NULL || r->naming_failed == NULL) {
+    r->ids = map_new();
+    if (r->entries == NULL || r->owned == NULL || r->naming_failed == NULL || r->ids == NULL) {
         reconcile_free(r);
         return NULL;
     }
@@ -974,5 +1036,6 @@ void reconcile_free(struct reconcile *r)
     map_free(r->entries, entry_free);
     map_free(r->owned, owned_free);
     map_free(r->naming_failed, NULL);
+    map_free(r->ids, NULL);     /* after the entries that point into it */
     free(r);
 }

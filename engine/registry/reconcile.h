@@ -14,17 +14,22 @@ struct reconcile;
 /* One entry a container's naming asks for. */
 struct reconcile_want {
     const char *key;
-    const char *value;          /* compared with what the registry holds */
+    const char *value;          /* compared with what the registry holds (a
+                                   digest of the value, or compare text) */
     const char *name;           /* the service's name, for the operator; may be NULL */
     long payload;               /* the caller's handle on the entry (naming's
                                    Lua table); kept while the key is wanted,
                                    then handed to ops->release */
+    const char *stored;         /* the value to write, held until it is
+                                   written, or NULL: the backend reads it
+                                   from the payload */
 };
 
 /* One change the backend is to make. */
 struct reconcile_write {
     const char *key;
-    const char *value;          /* what to write; NULL to delete */
+    const char *value;          /* what to write (as compared); NULL to delete */
+    const char *stored;         /* want's stored, while r still holds it */
     const char *had;            /* what the registry holds now, or NULL */
     long payload;               /* the wanted entry's, for a write */
 };

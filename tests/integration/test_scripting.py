@@ -145,6 +145,61 @@ class Scripting(DockerTest):
         reg.wait_log(r"resync: 2 containers running", since=reg.mark())
         self.assertEqual(self.keys(), {"/v1" + fragile, "/v1" + steady})
 
+    def test_an_entry_written_again_reads_as_when_it_was_first_written(self):
+        # ttl mode with no refresh(): every entry is written again at each
+        # interval (after the first advertised()).  By then the engine holds only a digest of each value,
+        # so value, service and document come from naming the container
+        # again, and this host's document from its value.
+        log = os.path.join(self.dir, "writes.json")
+        self.write_site("""
+local registrar = require 'registrar'
+local json = registrar.json
+registrar.backends.memo = {
+  open = function()
+    local seen, held = {}, {}
+    return {
+      advertised = function() return held end,
+      register = function(self, e)
+        held[e.key] = e.value
+        local doc = e.document
+        seen[e.key] = seen[e.key] or json.array {}
+        table.insert(seen[e.key], {
+          value = e.value,
+          name = e.host and json.null or e.service.name,
+          document = json.encode(doc) == json.encode(json.decode(e.value)),
+          host_keys = e.host and #doc.keys or json.null,
+        })
+        return registrar.file.replace('%s', json.encode(seen))
+      end,
+      deregister = function(self, e) held[e.key] = nil; return true end,
+    }
+  end,
+}
+""" % log)
+        key = self.web("memo")
+        start_registrar(self, "run", "-B", "memo://", "-D", self.docker.socket, "-H", HOST, "-a", "10.0.0.1",
+                        "-i", "500", "-m", "ttl", "--script", self.site)
+
+        def writes():
+            try:
+                with open(log) as f:
+                    return json.load(f)
+            except (FileNotFoundError, ValueError):
+                return {}
+        host_key = "/hosts/" + HOST
+        h.wait_until(lambda: len(writes().get(key, [])) >= 3 and len(writes().get(host_key, [])) >= 3,
+                     message="each entry written three times")
+        w = writes()
+        first = w[key][0]
+        self.assertEqual(json.loads(first["value"])["path"], key)
+        for later in w[key][1:]:
+            self.assertEqual(later, first)
+        self.assertTrue(first["name"])        # the service's, read again each time
+        self.assertTrue(first["document"])
+        for write in w[host_key]:
+            self.assertTrue(write["document"], write)
+            self.assertEqual(write["host_keys"], 1)
+
 
 if __name__ == "__main__":
     unittest.main()

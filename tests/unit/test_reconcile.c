@@ -14,6 +14,7 @@
 struct written {
     char key[128];
     char value[128];            /* "" for a delete */
+    char stored[128];           /* the value to write it handed over, or "" */
     bool delete;
     unsigned long batch;
     int n;                      /* keys in its batch */
@@ -34,6 +35,7 @@ static void fake_write(void *arg, const struct reconcile_write *w, int n, unsign
         struct written *r = &f->w[f->count++];
         snprintf(r->key, sizeof r->key, "%s", w[i].key);
         snprintf(r->value, sizeof r->value, "%s", w[i].value ? w[i].value : "");
+        snprintf(r->stored, sizeof r->stored, "%s", w[i].stored ? w[i].stored : "");
         r->delete = w[i].value == NULL;
         r->batch = batch;
         r->n = n;
@@ -61,10 +63,17 @@ static struct reconcile *setup(struct fake *f, bool batches)
     return r;
 }
 
+/* value as compared (the daemon's digest); stored, the value to write */
+static void name_stored(struct reconcile *r, const char *id, const char *key, const char *value,
+                        const char *stored, long payload)
+{
+    struct reconcile_want w = { key, value, NULL, payload, stored };
+    reconcile_container(r, id, NULL, &w, 1);
+}
+
 static void name(struct reconcile *r, const char *id, const char *key, const char *value, long payload)
 {
-    struct reconcile_want w = { key, value, NULL, payload };
-    reconcile_container(r, id, NULL, &w, 1);
+    name_stored(r, id, key, value, NULL, payload);
 }
 
 static void gone(struct reconcile *r, const char *id)
@@ -217,7 +226,8 @@ static void test_a_backend_that_takes_batches_gets_one_write(void)
 {
     struct fake f;
     struct reconcile *r = setup(&f, true);
-    struct reconcile_want w[3] = { { "/s/a", "A", NULL, 1 }, { "/s/b", "B", NULL, 2 }, { "/s/c", "C", NULL, 3 } };
+    struct reconcile_want w[3] = { { "/s/a", "A", NULL, 1, NULL }, { "/s/b", "B", NULL, 2, NULL },
+                                   { "/s/c", "C", NULL, 3, NULL } };
     audited(r, "/s/orphan", "O");
     reconcile_container(r, "x", NULL, w, 3);
     reconcile_listed(r, true);
@@ -252,6 +262,39 @@ static void test_a_failed_write_is_retried(void)
     CHECK_STR(f.w[1].key, "/s/a");
     reconcile_written(r, f.w[1].batch, NULL);
     CHECK(reconcile_failing(r) == 0);
+    reconcile_free(r);
+}
+
+/* The value to write goes with every write until the registry holds it,
+ * a retry too; after that only its digest is left, and a repair (the
+ * backend names the container again for the value) gets none. */
+static void test_the_value_to_write_is_held_until_written(void)
+{
+    struct fake f;
+    struct reconcile *r = setup(&f, false);
+    struct reconcile_held deleted = { "/s/a", NULL };
+    audited(r, NULL, NULL);
+    reconcile_listed(r, true);
+    name_stored(r, "a", "/s/a", "dA", "the document", 1);
+    CHECK(f.count == 1);
+    CHECK_STR(f.w[0].value, "dA");
+    CHECK_STR(f.w[0].stored, "the document");
+    reconcile_written(r, f.w[0].batch, "connection refused");
+    loop_timer_add(lp, 2000, stop_loop, NULL);
+    loop_run(lp);
+    CHECK(f.count == 2);
+    CHECK_STR(f.w[1].stored, "the document");     /* the retry has it */
+    reconcile_written(r, f.w[1].batch, NULL);
+    name_stored(r, "a", "/s/a", "dA", "the document", 1);  /* named again, unchanged */
+    reconcile_observed(r, &deleted, 1);               /* deleted by hand */
+    CHECK(f.count == 3);
+    CHECK_STR(f.w[2].value, "dA");
+    CHECK_STR(f.w[2].stored, "");                     /* let go of once written */
+    reconcile_written(r, f.w[2].batch, NULL);
+    name_stored(r, "a", "/s/a", "dA2", "changed", 2);   /* its document changed */
+    CHECK(f.count == 4);
+    CHECK_STR(f.w[3].stored, "changed");
+    reconcile_written(r, f.w[3].batch, NULL);
     reconcile_free(r);
 }
 
@@ -383,6 +426,7 @@ int main(void)
     test_a_shared_key_passes_to_the_waiting_container();
     test_a_backend_that_takes_batches_gets_one_write();
     test_a_failed_write_is_retried();
+    test_the_value_to_write_is_held_until_written();
     test_backoff_doubles_up_to_its_cap();
     test_ttl_rewrite_all();
     test_the_operator_sees_what_fails_and_since_when();
