@@ -317,6 +317,9 @@ struct http_transfer *http_start(struct http *h, const struct http_request *req,
     if (req->timeout_ms > 0) {
         curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, req->timeout_ms);
     } else {
+        /* a stream lives as long as the daemon, and so does its receive
+         * buffer (16 KiB by default): a small one holds any event */
+        curl_easy_setopt(e, CURLOPT_BUFFERSIZE, 4096L);
         /* a stream may be quiet for hours: a peer gone without a word
          * (a host powered off) is found by the kernel's probes */
         curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
