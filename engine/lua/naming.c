@@ -11,8 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/log.h"
 #include "core/digest.h"
+#include "core/log.h"
 #include "lua/registrar_json.h"
 #include "lua/script.h"
 

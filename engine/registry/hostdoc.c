@@ -20,8 +20,8 @@
 #include <time.h>
 
 #include "core/config.h"
-#include "core/log.h"
 #include "core/digest.h"
+#include "core/log.h"
 #include "lua/naming.h"
 #include "registry/reconcile.h"
 
@@ -163,7 +163,7 @@ void hostdoc_update(struct hostdoc *h, struct reconcile *r, struct script *s)
     content = cJSON_PrintUnformatted(doc);
     printed = content != NULL;
     if (printed)
-        digest_fnv(content, strlen(content), digest);
+        digest_keyed(content, strlen(content), digest);
     free(content);
     if (!printed || (h->handed && strcmp(digest, h->content) == 0)) {
         if (printed)
