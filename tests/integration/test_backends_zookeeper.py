@@ -105,9 +105,17 @@ class ZooKeeperScenarios:
     def web(self, name, *extra, env_name=None):
         # a free port rather than -P: every dockerd hands out -P ports from
         # 32768 up, and other dockerds on this host hold some of those
-        cid = self.docker.run("--name", name, "-e", "NAME=" + (env_name or name),
-                              "-p", "%d:80" % h.free_port(), *extra, self.image, "sleep", "3600")
-        return cid, self.key_of(cid)
+        # (a port free a moment ago may be taken by then, by a test running
+        # beside this one: docker says so, and another is tried)
+        for attempt in range(5):
+            try:
+                cid = self.docker.run("--name", name, "-e", "NAME=" + (env_name or name),
+                                      "-p", "%d:80" % h.free_port(), *extra, self.image, "sleep", "3600")
+                return cid, self.key_of(cid)
+            except RuntimeError as e:
+                if "port is already allocated" not in str(e) or attempt == 4:
+                    raise
+                self.docker.docker("rm", "-f", name, check=False)   # created, never started
 
     def key_of(self, cid):
         i = self.docker.inspect(cid)
