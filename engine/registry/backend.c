@@ -17,10 +17,10 @@
 
 #include "core/backoff.h"
 #include "core/config.h"
+#include "core/digest.h"
 #include "core/log.h"
 #include "core/loop.h"
 #include "core/metrics.h"
-#include "core/digest.h"
 #include "lua/modules.h"
 #include "lua/naming.h"
 #include "lua/registrar_json.h"
@@ -843,11 +843,10 @@ struct refresh_list {
     bool copied;
 };
 
-static void add_held(void *arg, const char *key, const char *value, long payload)
+static void add_held(void *arg, const char *key, long payload)
 {
     struct refresh_list *l = arg;
     struct item *grown = realloc(l->c->items, (size_t)(l->c->n + 1) * sizeof *grown);
-    (void)value;                /* a digest: refresh() reads the entry's */
     if (grown == NULL) {
         l->copied = false;
         return;

@@ -911,8 +911,7 @@ void reconcile_rewrite_all(struct reconcile *r)
     converge(r);
 }
 
-void reconcile_each_held(struct reconcile *r, void (*fn)(void *arg, const char *key, const char *value, long payload),
-                         void *arg)
+void reconcile_each_held(struct reconcile *r, void (*fn)(void *arg, const char *key, long payload), void *arg)
 {
     struct map_iter it;
     const char *key;
@@ -921,7 +920,7 @@ void reconcile_each_held(struct reconcile *r, void (*fn)(void *arg, const char *
     while (map_iter_next(&it, &key, &v)) {
         struct entry *e = v;
         if (e->want != NULL && settled(e))
-            fn(arg, key, e->want, e->payload);
+            fn(arg, key, e->payload);
     }
 }
 

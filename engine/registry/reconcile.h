@@ -97,9 +97,9 @@ void reconcile_written(struct reconcile *r, unsigned long batch, const char *fai
 void reconcile_rewrite_all(struct reconcile *r);
 
 /* Calls fn for each key the registry holds as it is wanted (ttl refresh),
- * with the wanted value. */
-void reconcile_each_held(struct reconcile *r, void (*fn)(void *arg, const char *key, const char *value, long payload),
-                         void *arg);
+ * with its payload: what r holds of the value is a digest, so the backend
+ * reads the value from the payload. */
+void reconcile_each_held(struct reconcile *r, void (*fn)(void *arg, const char *key, long payload), void *arg);
 /* For each key the registry holds as wanted, with no write of it under
  * way or queued: its payload becomes fn's answer (the caller lets go of
  * what it no longer needs once a key is written; fn releases the old).
