@@ -227,7 +227,7 @@ static void print_report(struct check *k)
     text = cJSON_PrintUnformatted(doc);
     if (text != NULL)
         printf("%s\n", text);
-    free(text);
+    cJSON_free(text);
     cJSON_Delete(doc);
 }
 

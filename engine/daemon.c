@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "core/config.h"
@@ -21,6 +22,7 @@
 #include "core/loop.h"
 #include "core/metrics.h"
 #include "core/sd_notify.h"
+#include "core/slab.h"
 #include "core/text.h"
 #include "core/zk.h"
 #include "endpoints.h"
@@ -140,10 +142,12 @@ static void give_back_memory(struct daemon *d)
 {
     backend_settle(d->p.backend);
     script_give_back_memory(d->p.script);
+    slab_trim();
     d->in_use_kib = heap_in_use_kib();
     d->lua_bytes = script_memory_used(d->p.script);
     d->heap_looks = HEAP_LOOKS;
-    log_debug("memory given back: %ld KiB of heap in use, %zu KiB of it Lua's", d->in_use_kib, d->lua_bytes >> 10);
+    log_debug("memory given back: %ld KiB of heap in use, %zu KiB of records' pages; %zu KiB of both Lua's",
+              d->in_use_kib, slab_pages() * ((size_t)sysconf(_SC_PAGESIZE) >> 10), d->lua_bytes >> 10);
 }
 
 static long on_settled(struct loop *lp, void *arg)

@@ -55,7 +55,7 @@ static void respond_json(struct httpd_response *res, cJSON *doc)
         buffer_append(&res->body, text, strlen(text));
         buffer_append(&res->body, "\n", 1);
     }
-    free(text);
+    cJSON_free(text);
     cJSON_Delete(doc);
 }
 

@@ -12,6 +12,7 @@
 #include "core/allocator.h"
 #include "core/config.h"
 #include "core/http.h"
+#include "core/json.h"
 #include "core/log.h"
 #include "daemon.h"
 #include "registrar_commit.h"   /* generated at build time: cmake/git_commit.cmake */
@@ -64,6 +65,7 @@ int main(int argc, char **argv)
     char err[512];
     int rc;
 
+    json_trees_in_slabs();
     if (cli_parse(&cli, argc, argv, err, sizeof err) < 0) {
         fprintf(stderr, "registrar: %s\n", err);
         return 2;

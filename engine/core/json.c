@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/slab.h"
+
 /* Is the backslash at text[i] an escape, not the second half of "\\"? */
 static bool escapes(const char *text, size_t i)
 {
@@ -117,4 +119,33 @@ bool json_each_element(const char *text, size_t len, json_element_fn *fn, void *
     whole = each_element(copy ? copy : text, (copy ? copy : text) + len, fn, arg);
     free(copy);
     return whole;
+}
+
+/* ---- where trees live ----------------------------------------------------- */
+
+/* cJSON lets go of its blocks without their size: each carries it. */
+#define SIZE_PREFIX 16          /* keeps cJSON's doubles and pointers aligned */
+
+static void *slab_block(size_t size)
+{
+    size_t *p = slab_alloc(size + SIZE_PREFIX);
+    if (p == NULL)
+        return NULL;
+    *p = size + SIZE_PREFIX;
+    return (char *)p + SIZE_PREFIX;
+}
+
+static void slab_block_free(void *p)
+{
+    size_t *at;
+    if (p == NULL)
+        return;
+    at = (size_t *)((char *)p - SIZE_PREFIX);
+    slab_free(at, *at);
+}
+
+void json_trees_in_slabs(void)
+{
+    cJSON_Hooks hooks = { slab_block, slab_block_free };
+    cJSON_InitHooks(&hooks);
 }

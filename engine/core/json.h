@@ -23,4 +23,9 @@ struct cJSON *json_parse(const char *text, size_t len, const char **error_at);
 typedef bool json_element_fn(const struct cJSON *element, void *arg);
 bool json_each_element(const char *text, size_t len, json_element_fn *fn, void *arg);
 
+/* From now on cJSON's trees and texts are slab records (core/slab.h):
+ * a start-up's parse trees then leave no holes among the heap's long-lived
+ * allocations.  Texts cJSON prints go back with cJSON_free. */
+void json_trees_in_slabs(void);
+
 #endif

@@ -1,9 +1,13 @@
-/* map.c: separate chaining, FNV-1a, doubling at load 1. */
+/* map.c: separate chaining, FNV-1a, doubling at load 1.  Nodes live as
+ * long as what they key (a container, a registry key): they are slab
+ * records. */
 #include "core/map.h"
 
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "core/slab.h"
 
 struct map_node {
     struct map_node *next;
@@ -17,6 +21,10 @@ struct map {
     size_t nbuckets;
     size_t count;
 };
+
+static size_t node_size(size_t key_len) { return sizeof(struct map_node) + key_len + 1; }
+
+static void node_free(struct map_node *n) { slab_free(n, node_size(strlen(n->key))); }
 
 static uint64_t hash_key(const char *s)
 {
@@ -52,7 +60,7 @@ void map_free(struct map *m, void (*free_value)(void *))
             next = n->next;
             if (free_value)
                 free_value(n->value);
-            free(n);
+            node_free(n);
         }
     }
     free(m->buckets);
@@ -113,7 +121,7 @@ void *map_put(struct map *m, const char *key, void *value, bool *failed)
         return old;
     }
     len = strlen(key);
-    n = malloc(sizeof *n + len + 1);
+    n = slab_alloc(node_size(len));
     if (n == NULL) {
         if (failed)
             *failed = true;
@@ -137,7 +145,7 @@ void *map_remove(struct map *m, const char *key)
         return NULL;
     *p = n->next;
     value = n->value;
-    free(n);
+    node_free(n);
     m->count--;
     return value;
 }

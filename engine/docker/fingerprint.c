@@ -122,7 +122,7 @@ unsigned long long fingerprint_listed(const cJSON *item)
     for (int f = 0; fields[f]; f++) {
         char *s = cJSON_PrintUnformatted(cJSON_GetObjectItemCaseSensitive(item, fields[f]));
         h = fnv(s ? s : "-", h);
-        free(s);
+        cJSON_free(s);
     }
     if (cJSON_IsString(status) && strchr(status->valuestring, '('))
         h = fnv(strchr(status->valuestring, '('), h);
@@ -132,7 +132,7 @@ unsigned long long fingerprint_listed(const cJSON *item)
         qsort(texts, (size_t)n, sizeof *texts, compare_json);
         for (i = 0; i < n; i++) {
             h = fnv(texts[i] ? texts[i] : "-", h);
-            free(texts[i]);
+            cJSON_free(texts[i]);
         }
         free(texts);
     }

@@ -24,6 +24,7 @@
 #include "core/loop.h"
 #include "core/map.h"
 #include "core/metrics.h"
+#include "core/slab.h"
 #include "docker/container.h"
 #include "docker/event.h"
 #include "docker/fingerprint.h"
@@ -95,11 +96,11 @@ static struct known *known_get(struct watch *w, const char *id, bool create)
     if (k != NULL || !create)
         return k;
     bool failed;
-    if ((k = calloc(1, sizeof *k)) == NULL)
+    if ((k = slab_alloc(sizeof *k)) == NULL)
         return NULL;
     map_put(w->known, id, k, &failed);
     if (failed) {
-        free(k);
+        slab_free(k, sizeof *k);
         return NULL;
     }
     k->w = w;
@@ -110,9 +111,9 @@ static struct known *known_get(struct watch *w, const char *id, bool create)
 static void forget_container(struct known *k)
 {
     k->w->sharing -= k->peer != NULL;
-    free(k->json);
-    free(k->name);
-    free(k->peer);
+    slab_strfree(k->json);
+    slab_strfree(k->name);
+    slab_strfree(k->peer);
     k->json = k->name = k->peer = NULL;
 }
 
@@ -120,7 +121,7 @@ static void known_free(void *p)
 {
     struct known *k = p;
     forget_container(k);
-    free(k);
+    slab_free(k, sizeof *k);
 }
 
 /* "/web (3f2ad1a466ff)" once the container was read, else "3f2ad1a466ff". */
@@ -155,7 +156,19 @@ static char *peer_of(const cJSON *container)
     const cJSON *mode = cJSON_GetObjectItemCaseSensitive(container, "network_mode");
     if (!cJSON_IsString(mode) || strncmp(mode->valuestring, "container:", 10) != 0)
         return NULL;
-    return strdup(mode->valuestring + 10);
+    return slab_strdup(mode->valuestring + 10);
+}
+
+/* The container as text, a slab record: it is kept as long as the
+ * container runs. */
+static char *container_text(const cJSON *container)
+{
+    char *printed = cJSON_PrintUnformatted(container), *kept;
+    if (printed == NULL)
+        return NULL;
+    kept = slab_strdup(printed);
+    cJSON_free(printed);
+    return kept;
 }
 
 /* Keeps the container (NULL: none) as text; false when out of memory. */
@@ -166,8 +179,8 @@ static bool keep_container(struct watch *w, struct known *k, const cJSON *contai
     forget_container(k);
     if (container == NULL)
         return true;
-    k->json = cJSON_PrintUnformatted(container);
-    k->name = strdup(cJSON_IsString(name) ? name->valuestring : "?");
+    k->json = container_text(container);
+    k->name = slab_strdup(cJSON_IsString(name) ? name->valuestring : "?");
     k->stop_timeout_s = cJSON_IsNumber(timeout) && timeout->valuedouble >= 0 ? (long)timeout->valuedouble : -1;
     k->peer = peer_of(container);
     w->sharing += k->peer != NULL;

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "core/config.h"
+#include "core/slab.h"
 #include "lua/budget.h"
 #include "lua/errors.h"
 #include "lua/modules.h"
@@ -49,13 +50,13 @@ static void *capped_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
     size_t old = ptr ? osize : 0;
     void *p;
     if (nsize == 0) {
-        free(ptr);
+        slab_free(ptr, old);
         s->mem_used -= old;
         return NULL;
     }
     if (nsize > old && s->limits.memory && s->mem_used + (nsize - old) > s->limits.memory)
         return NULL;
-    p = realloc(ptr, nsize);
+    p = slab_realloc(ptr, old, nsize);
     if (p != NULL)
         s->mem_used = s->mem_used - old + nsize;
     return p;

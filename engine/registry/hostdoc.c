@@ -164,7 +164,7 @@ void hostdoc_update(struct hostdoc *h, struct reconcile *r, struct script *s)
     printed = content != NULL;
     if (printed)
         digest_keyed(content, strlen(content), digest);
-    free(content);
+    cJSON_free(content);
     if (!printed || (h->handed && strcmp(digest, h->content) == 0)) {
         if (printed)
             h->keys_sum = sum;

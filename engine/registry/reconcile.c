@@ -32,6 +32,7 @@
 #include "core/map.h"
 #include "core/metrics.h"
 #include "core/pool.h"
+#include "core/slab.h"
 
 #define RETRY_FIRST_MS 250L
 #define BATCH_MAX 256
@@ -75,7 +76,7 @@ struct entry {
 struct owned {                  /* the keys one container names */
     const char **keys;          /* the entries map's copies: an entry with an
                                    owner is not forgotten */
-    int n;
+    int n, room;                /* keys held, and room for */
     char *name;                 /* the container's, for the log */
 };
 
@@ -126,8 +127,8 @@ static void converge(struct reconcile *r);
 
 static void set_str(char **slot, const char *value)
 {
-    char *copy = value ? strdup(value) : NULL;
-    free(*slot);
+    char *copy = value ? slab_strdup(value) : NULL;
+    slab_strfree(*slot);
     *slot = copy;
 }
 
@@ -139,8 +140,8 @@ static void set_have(struct entry *e, const char *value)
     if (value != NULL && e->want != NULL && strcmp(value, e->want) == 0)
         e->have = e->want;
     else
-        e->have = value ? strdup(value) : NULL;
-    free(old);
+        e->have = value ? slab_strdup(value) : NULL;
+    slab_strfree(old);
 }
 
 static void drop_stored(struct entry *e)
@@ -154,18 +155,18 @@ static void take_want(struct entry *e, char *value)
 {
     drop_stored(e);
     if (e->have != NULL && e->have == e->want)
-        e->have = strdup(e->have);  /* out of memory: held is unknown, written again */
-    free(e->want);
+        e->have = slab_strdup(e->have);     /* out of memory: held is unknown, written again */
+    slab_strfree(e->want);
     e->want = value;
     if (e->have != NULL && e->want != NULL && strcmp(e->have, e->want) == 0) {
-        free(e->have);
+        slab_strfree(e->have);
         e->have = e->want;
     }
 }
 
 static void set_want(struct entry *e, const char *value)
 {
-    take_want(e, value ? strdup(value) : NULL);
+    take_want(e, value ? slab_strdup(value) : NULL);
 }
 
 static struct entry *entry_get(struct reconcile *r, const char *key, bool create)
@@ -174,11 +175,11 @@ static struct entry *entry_get(struct reconcile *r, const char *key, bool create
     if (e != NULL || !create)
         return e;
     bool failed;
-    if ((e = calloc(1, sizeof *e)) == NULL)
+    if ((e = slab_alloc(sizeof *e)) == NULL)
         return NULL;
     map_put(r->entries, key, e, &failed);
     if (failed) {
-        free(e);
+        slab_free(e, sizeof *e);
         return NULL;
     }
     e->key = map_key(r->entries, key);
@@ -216,9 +217,9 @@ static void release(struct reconcile *r, long *payload)
 /* Its owner's hold on r->ids is the caller's to drop (id_drop). */
 static void claim_free(struct claim *c)
 {
-    free(c->want);
-    free(c->name);
-    free(c);
+    slab_strfree(c->want);
+    slab_strfree(c->name);
+    slab_free(c, sizeof *c);
 }
 
 /* The holds of its owner and claims on r->ids were dropped already (only
@@ -232,13 +233,13 @@ static void entry_free(void *p)
         claim_free(c);
     }
     if (e->have != e->want)
-        free(e->have);
-    free(e->want);
+        slab_strfree(e->have);
+    slab_strfree(e->want);
     pool_free(e->stored);
-    free(e->name);
-    free(e->error);
-    free(e->observed_value);
-    free(e);
+    slab_strfree(e->name);
+    slab_strfree(e->error);
+    slab_strfree(e->observed_value);
+    slab_free(e, sizeof *e);
 }
 
 
@@ -545,9 +546,9 @@ static void owned_free(void *p)
     struct owned *o = p;
     if (o == NULL)
         return;
-    free(o->keys);
-    free(o->name);
-    free(o);
+    slab_free(o->keys, (size_t)o->room * sizeof *o->keys);
+    slab_strfree(o->name);
+    slab_free(o, sizeof *o);
 }
 
 /* "/web (3f2ad1a466ff)", or the short id of a container not named yet. */
@@ -604,11 +605,11 @@ static void unwant(struct reconcile *r, const char *id, const char *key)
                  who(r, next->owner, b, sizeof b));
         take_want(e, next->want);
         id_drop(r, e->owner);
-        free(e->name);
+        slab_strfree(e->name);
         e->owner = next->owner;     /* its hold on r->ids with it */
         e->name = next->name;
         e->payload = next->payload;
-        free(next);
+        slab_free(next, sizeof *next);
     }
     enqueue(r, e);
 }
@@ -629,9 +630,9 @@ static bool want(struct reconcile *r, const char *id, const char *name, const st
                 snprintf(b, sizeof b, "%s (%.12s)", name, id);
             log_warn("key %s is named by containers %s and %s; keeping it for the first",
                      w->key, who(r, e->owner, a, sizeof a), name ? b : who(r, id, b, sizeof b));
-            c = calloc(1, sizeof *c);
+            c = slab_alloc(sizeof *c);
             if (c == NULL || (c->owner = id_hold(r, id)) == NULL) {
-                free(c);
+                slab_free(c, sizeof *c);
                 return false;
             }
             *slot = c;
@@ -678,16 +679,16 @@ void reconcile_container(struct reconcile *r, const char *id, const char *name, 
         return;
     }
     old = map_get(r->owned, id);
-    now = calloc(1, sizeof *now);
+    now = slab_alloc(sizeof *now);
     if (now != NULL && name != NULL)
-        now->name = strdup(name);
+        now->name = slab_strdup(name);
     if (old != NULL && old->name == NULL && name != NULL)
-        old->name = strdup(name);   /* the log lines below name it already */
+        old->name = slab_strdup(name);   /* the log lines below name it already */
 
     if (map_remove(r->naming_failed, id) != NULL && map_count(r->naming_failed) == 0)
         requeue_unsettled(r);   /* orphans may be pruned again */
-    if (now != NULL && n > 0)
-        now->keys = calloc((size_t)n, sizeof *now->keys);
+    if (now != NULL && n > 0 && (now->keys = slab_alloc((size_t)n * sizeof *now->keys)) != NULL)
+        now->room = n;
     for (int i = 0; i < n; i++) {
         long payload = w[i].payload;
         if (!want(r, id, name, &w[i]))

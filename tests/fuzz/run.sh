@@ -18,9 +18,9 @@ e=$src/engine
 # Debian's cJSON, libyaml and Lua are linked uninstrumented: the sanitizers
 # and the coverage watch our code, where the conversions live.
 case "$target" in
-  container) sources="$e/docker/container.c $e/lua/registrar_json.c $e/core/buffer.c $e/core/json.c $e/core/text.c"
+  container) sources="$e/docker/container.c $e/lua/registrar_json.c $e/core/buffer.c $e/core/json.c $e/core/slab.c $e/core/text.c"
              pkgs="lua5.4 libcjson" corpus=corpus dict=docker.dict ;;
-  json)      sources="$e/lua/registrar_json.c $e/core/buffer.c $e/core/json.c $e/core/text.c"
+  json)      sources="$e/lua/registrar_json.c $e/core/buffer.c $e/core/json.c $e/core/slab.c $e/core/text.c"
              pkgs="lua5.4 libcjson" corpus=corpus-json dict=json.dict ;;
   yaml_config) sources="$e/core/config.c $e/core/config_yaml.c $e/core/text.c $e/core/hostinfo.c"
              pkgs="libcjson yaml-0.1" corpus=corpus-yaml dict=yaml.dict ;;
