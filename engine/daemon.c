@@ -13,7 +13,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "cli.h"
 #include "core/config.h"
@@ -146,8 +145,8 @@ static void give_back_memory(struct daemon *d)
     d->in_use_kib = heap_in_use_kib();
     d->lua_bytes = script_memory_used(d->p.script);
     d->heap_looks = HEAP_LOOKS;
-    log_debug("memory given back: %ld KiB of heap in use, %zu KiB of records' pages; %zu KiB of both Lua's",
-              d->in_use_kib, slab_pages() * ((size_t)sysconf(_SC_PAGESIZE) >> 10), d->lua_bytes >> 10);
+    log_debug("memory given back: %ld KiB of heap in use and %zu KiB of slab pages, %zu KiB of it all Lua's",
+              d->in_use_kib, slab_mapped_kib(), d->lua_bytes >> 10);
 }
 
 static long on_settled(struct loop *lp, void *arg)

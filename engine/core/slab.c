@@ -253,4 +253,4 @@ void slab_strfree(char *s)
         slab_free(s, strlen(s) + 1);
 }
 
-size_t slab_pages(void) { return pages_mapped; }
+size_t slab_mapped_kib(void) { return pages_mapped * (page_size >> 10); }

@@ -36,7 +36,7 @@ void slab_strfree(char *s);
 /* Unmaps the empty pages kept for reuse (when a burst is over). */
 void slab_trim(void);
 
-/* Pages mapped now, for the tests and the debug log. */
-size_t slab_pages(void);
+/* KiB of pages mapped now, for the tests and the debug log. */
+size_t slab_mapped_kib(void);
 
 #endif

@@ -111,7 +111,7 @@ static struct known *known_get(struct watch *w, const char *id, bool create)
 static void forget_container(struct known *k)
 {
     k->w->sharing -= k->peer != NULL;
-    slab_strfree(k->json);
+    cJSON_free(k->json);
     slab_strfree(k->name);
     slab_strfree(k->peer);
     k->json = k->name = k->peer = NULL;
@@ -159,18 +159,6 @@ static char *peer_of(const cJSON *container)
     return slab_strdup(mode->valuestring + 10);
 }
 
-/* The container as text, a slab record: it is kept as long as the
- * container runs. */
-static char *container_text(const cJSON *container)
-{
-    char *printed = cJSON_PrintUnformatted(container), *kept;
-    if (printed == NULL)
-        return NULL;
-    kept = slab_strdup(printed);
-    cJSON_free(printed);
-    return kept;
-}
-
 /* Keeps the container (NULL: none) as text; false when out of memory. */
 static bool keep_container(struct watch *w, struct known *k, const cJSON *container)
 {
@@ -179,7 +167,7 @@ static bool keep_container(struct watch *w, struct known *k, const cJSON *contai
     forget_container(k);
     if (container == NULL)
         return true;
-    k->json = container_text(container);
+    k->json = cJSON_PrintUnformatted(container);    /* a slab record, through cJSON's hooks */
     k->name = slab_strdup(cJSON_IsString(name) ? name->valuestring : "?");
     k->stop_timeout_s = cJSON_IsNumber(timeout) && timeout->valuedouble >= 0 ? (long)timeout->valuedouble : -1;
     k->peer = peer_of(container);
