@@ -5,7 +5,6 @@
 #include "core/http.h"
 
 #include <curl/curl.h>
-#include <dlfcn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -177,25 +176,20 @@ static int on_curl_timer(CURLM *multi, long ms, void *arg)
 
 /* Debian's libcurl speaks TLS through OpenSSL, but two libraries it
  * links for protocols registrar never asks for (RTMP, LDAP) bring GnuTLS,
- * whose load-time constructor builds its ASN.1 tables: 105 KiB of heap
- * for good, more than a hundred containers' entries take.  Those libraries
- * initialise GnuTLS again themselves before they use it, so its implicit
- * initialisation is undone here.  Not when curl's own TLS is GnuTLS. */
-static void release_unused_gnutls(void)
-{
-    const curl_version_info_data *v = curl_version_info(CURLVERSION_NOW);
-    void (*deinit)(void);
-    if (v->ssl_version == NULL || strstr(v->ssl_version, "GnuTLS") != NULL)
-        return;
-    *(void **)&deinit = dlsym(RTLD_DEFAULT, "gnutls_global_deinit");
-    if (deinit != NULL)
-        deinit();
-}
+ * whose load-time constructor builds its ASN.1 tables and loads PKCS#11
+ * modules: 120 KiB of heap for good, more than a hundred containers'
+ * entries take.  Undoing it later (gnutls_global_deinit) gave back only a
+ * little: the pages stay, among OpenSSL's tables.  So the constructor is
+ * told to do nothing, through the hook gnutls.h's GNUTLS_SKIP_GLOBAL_INIT
+ * defines: GnuTLS looks this symbol up in the executable first (it is
+ * exported, see CMakeLists.txt).  Whoever uses GnuTLS (curl built on it,
+ * librtmp, libldap) calls gnutls_global_init itself first, as GnuTLS asks. */
+int _gnutls_global_init_skip(void);
+int _gnutls_global_init_skip(void) { return 1; }
 
 void http_global_init(void)
 {
     curl_global_init(CURL_GLOBAL_DEFAULT);
-    release_unused_gnutls();
 }
 
 void http_global_cleanup(void) { curl_global_cleanup(); }
