@@ -11,14 +11,18 @@
  * unmapped when freed.  Not left to malloc's own threshold: malloc first
  * serves a large block from free heap, and a large answer read every
  * interval (Docker's listing of a hundred containers is 100 KiB) would
- * then keep heap pages resident that malloc_trim had given back.  A
- * capacity of at least this means mapped, one below means malloc'd. */
-#define BUFFER_MAPPED (64 * 1024)
+ * then keep heap pages resident that malloc_trim had given back.  So
+ * would the blocks it grows through on the way: with the threshold at 64
+ * KiB, the listing's 16 and 32 KiB steps kept some 50 KiB of heap resident
+ * on an idle host.  A capacity of at least this means mapped, one below
+ * means malloc'd. */
+#define BUFFER_MAPPED (16 * 1024)
 
 /* An emptied buffer keeps this much; a larger one (a burst of events, a
  * watch's first answer) goes back, so a long-lived stream does not hold
- * its peak for good. */
-#define BUFFER_KEEP (16 * 1024)
+ * its peak for good.  Below BUFFER_MAPPED: what a stream keeps is a heap
+ * block, not a mapping of its own. */
+#define BUFFER_KEEP (8 * 1024)
 
 static char *map(size_t size)
 {
