@@ -21,6 +21,7 @@
 #include "core/log.h"
 #include "core/loop.h"
 #include "core/metrics.h"
+#include "core/pool.h"
 #include "lua/modules.h"
 #include "lua/naming.h"
 #include "lua/registrar_json.h"
@@ -71,6 +72,11 @@ struct backend {
     struct reconcile *r;
     int handle_ref;             /* what open() returned */
     bool has_compare;           /* the module's compare(): it says what is compared */
+    /* The strings a call copies (keys, values) until it is done: each
+     * refresh in ttl mode and each audit copies every key of this host,
+     * 20 000 at 10 000 containers, and from the heap they left 1.2 MiB
+     * of its pages resident between intervals. */
+    struct pool call_strings;
     char *whole_key;            /* held as it is, not as a digest: this host's
                                    document, which is compared field by field */
     int slim_mt;                /* registry ref of the rebuilt entries' metatable */
@@ -105,13 +111,13 @@ static void start_watch(struct backend *b);
 static void call_free(struct call *c)
 {
     for (int i = 0; i < c->n; i++) {
-        free(c->items[i].key);
-        free(c->items[i].had);
-        free(c->items[i].value);
+        pool_free(c->items[i].key);
+        pool_free(c->items[i].had);
+        pool_free(c->items[i].value);
     }
     for (int i = 0; i < c->nheld; i++) {
-        free((char *)c->held[i].key);
-        free((char *)c->held[i].value);
+        pool_free((char *)c->held[i].key);
+        pool_free((char *)c->held[i].value);
     }
     free(c->items);
     free(c->held);
@@ -300,9 +306,9 @@ static int push_call(lua_State *co, struct call *c)
     return 0;
 }
 
-static char *copy_or_raise(lua_State *co, const char *text)
+static char *copy_or_raise(lua_State *co, struct backend *b, const char *text)
 {
-    char *copy = strdup(text);
+    char *copy = pool_strdup(&b->call_strings, text);
     if (copy == NULL)
         luaL_error(co, "out of memory");
     return copy;
@@ -333,10 +339,10 @@ static void add_held_item(lua_State *co, struct call *c, int *cap, const char *k
         *cap = grown_cap;
     }
     h = &c->held[c->nheld];
-    h->key = copy_or_raise(co, key);
+    h->key = copy_or_raise(co, c->b, key);
     h->value = NULL;
     c->nheld++;
-    h->value = value ? copy_or_raise(co, held_form(c->b, key, value, digest)) : NULL;
+    h->value = value ? copy_or_raise(co, c->b, held_form(c->b, key, value, digest)) : NULL;
 }
 
 /* advertised()'s {key = value}: a table value stands for its JSON text (a
@@ -746,12 +752,14 @@ static void start_watch(struct backend *b)
         b->watching = false;
 }
 
-static bool copy_item(struct item *it, const char *key, const char *had, const char *value, long payload)
+static bool copy_item(struct backend *b, struct item *it, const char *key, const char *had, const char *value,
+                      long payload)
 {
-    it->key = strdup(key);
-    it->had = had ? strdup(had) : NULL;
+    struct pool *p = &b->call_strings;
+    it->key = pool_strdup(p, key);
+    it->had = had ? pool_strdup(p, had) : NULL;
     it->payload = payload;
-    it->value = payload == SLIM_PAYLOAD && value ? strdup(value) : NULL;
+    it->value = payload == SLIM_PAYLOAD && value ? pool_strdup(p, value) : NULL;
     return it->key != NULL && (had == NULL || it->had != NULL) &&
            (payload != SLIM_PAYLOAD || value == NULL || it->value != NULL);
 }
@@ -764,7 +772,7 @@ static void write_changes(void *arg, const struct reconcile_write *w, int n, uns
     bool copied = c != NULL;
 
     for (int i = 0; copied && i < n; i++) {
-        copied = copy_item(&c->items[i], w[i].key, w[i].had, w[i].stored, w[i].value ? w[i].payload : 0);
+        copied = copy_item(b, &c->items[i], w[i].key, w[i].had, w[i].stored, w[i].value ? w[i].payload : 0);
         c->n = i + 1;
     }
     if (copied) {
@@ -840,27 +848,33 @@ struct reconcile_ops backend_ops(struct backend *b)
 
 struct refresh_list {
     struct call *c;
+    int cap;
     bool copied;
 };
 
 static void add_held(void *arg, const char *key, long payload)
 {
     struct refresh_list *l = arg;
-    struct item *grown = realloc(l->c->items, (size_t)(l->c->n + 1) * sizeof *grown);
-    if (grown == NULL) {
-        l->copied = false;
-        return;
+    struct call *c = l->c;
+    if (c->n == l->cap) {       /* doubled: a realloc per key was a mremap per key past 128 KiB */
+        int cap = l->cap ? 2 * l->cap : 64;
+        struct item *grown = realloc(c->items, (size_t)cap * sizeof *grown);
+        if (grown == NULL) {
+            l->copied = false;
+            return;
+        }
+        c->items = grown;
+        l->cap = cap;
     }
-    l->c->items = grown;
-    memset(&grown[l->c->n], 0, sizeof *grown);
-    l->copied = copy_item(&grown[l->c->n++], key, NULL, NULL, payload) && l->copied;
+    memset(&c->items[c->n], 0, sizeof *c->items);
+    l->copied = copy_item(c->b, &c->items[c->n++], key, NULL, NULL, payload) && l->copied;
 }
 
 /* ttl mode: the backend's refresh(entries) when it has one (one keepalive
  * for etcd v3), else every entry is written again with its ttl. */
 static void refresh(struct backend *b)
 {
-    struct refresh_list l = { NULL, true };
+    struct refresh_list l = { NULL, 0, true };
     if (!b->has_refresh) {
         reconcile_rewrite_all(b->r);
         return;
