@@ -584,8 +584,9 @@ static void refreshed(struct backend *b, const char *fail)
 static void notify_later(struct backend *b);
 
 /* A key written twice in one batch (this host's document, at each
- * listing of a burst) is in the summary once. */
-static void remember(struct key_list *l, const char *key)
+ * listing of a burst) is in the summary once.  Copied as a call's strings
+ * are: the changed() call takes them over. */
+static void remember(struct backend *b, struct key_list *l, const char *key)
 {
     char **grown;
     for (int i = 0; i < l->n; i++)
@@ -595,7 +596,7 @@ static void remember(struct key_list *l, const char *key)
     if (grown == NULL)
         return;                 /* the summary misses a key; the hook still runs */
     l->keys = grown;
-    if ((l->keys[l->n] = strdup(key)) != NULL)
+    if ((l->keys[l->n] = pool_strdup(&b->call_strings, key)) != NULL)
         l->n++;
 }
 
@@ -616,7 +617,7 @@ static void written(struct backend *b, struct call *c, const char *fail)
     if (script_changed_hook(b->s) <= 0)
         return;
     for (int i = 0; i < c->n; i++)
-        remember(c->items[i].payload != 0 ? &b->registered : &b->deregistered, c->items[i].key);
+        remember(b, c->items[i].payload != 0 ? &b->registered : &b->deregistered, c->items[i].key);
     notify_later(b);
 }
 
@@ -625,7 +626,7 @@ static void written(struct backend *b, struct call *c, const char *fail)
 static void forget_keys(struct key_list *l)
 {
     for (int i = 0; i < l->n; i++)
-        free(l->keys[i]);
+        pool_free(l->keys[i]);
     free(l->keys);
     l->keys = NULL;
     l->n = 0;
