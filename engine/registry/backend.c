@@ -326,19 +326,30 @@ static const char *held_form(const struct backend *b, const char *key, const cha
     return digest;
 }
 
+/* array (n elements of size bytes, room for *cap) with room for one more:
+ * doubled, from 64, since a call may hold every key of this host (a
+ * realloc per element would be a mremap per element past malloc's mapping
+ * threshold).  NULL when out of memory, array then as it was. */
+static void *room_for_one(void *array, int n, int *cap, size_t size)
+{
+    int grown_cap;
+    void *grown;
+    if (n < *cap)
+        return array;
+    grown_cap = *cap ? *cap * 2 : 64;
+    if ((grown = realloc(array, (size_t)grown_cap * size)) != NULL)
+        *cap = grown_cap;
+    return grown;
+}
+
 static void add_held_item(lua_State *co, struct call *c, int *cap, const char *key, const char *value)
 {
     char digest[DIGEST_HEX_LEN + 1];
-    struct reconcile_held *h;
-    if (c->nheld == *cap) {
-        int grown_cap = *cap ? *cap * 2 : 64;
-        struct reconcile_held *grown = realloc(c->held, (size_t)grown_cap * sizeof *grown);
-        if (grown == NULL)
-            luaL_error(co, "out of memory");
-        c->held = grown;
-        *cap = grown_cap;
-    }
-    h = &c->held[c->nheld];
+    struct reconcile_held *h, *held = room_for_one(c->held, c->nheld, cap, sizeof *held);
+    if (held == NULL)
+        luaL_error(co, "out of memory");
+    c->held = held;
+    h = &held[c->nheld];
     h->key = copy_or_raise(co, c->b, key);
     h->value = NULL;
     c->nheld++;
@@ -857,16 +868,12 @@ static void add_held(void *arg, const char *key, long payload)
 {
     struct refresh_list *l = arg;
     struct call *c = l->c;
-    if (c->n == l->cap) {       /* doubled: a realloc per key was a mremap per key past 128 KiB */
-        int cap = l->cap ? 2 * l->cap : 64;
-        struct item *grown = realloc(c->items, (size_t)cap * sizeof *grown);
-        if (grown == NULL) {
-            l->copied = false;
-            return;
-        }
-        c->items = grown;
-        l->cap = cap;
+    struct item *items = room_for_one(c->items, c->n, &l->cap, sizeof *items);
+    if (items == NULL) {
+        l->copied = false;
+        return;
     }
+    c->items = items;
     memset(&c->items[c->n], 0, sizeof *c->items);
     l->copied = copy_item(c->b, &c->items[c->n++], key, NULL, NULL, payload) && l->copied;
 }
