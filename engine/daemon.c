@@ -296,7 +296,7 @@ static int parts_build(struct daemon *d, struct parts *p, struct config *c, char
     p->backend = backend_new(d->lp, p->script, c, p->metrics);
     if (p->backend != NULL) {
         backend_set_containers(p->backend, running_container, p->watch);
-        struct reconcile_settings rs = { c->interval_ms, (int)c->concurrency };
+        struct reconcile_settings rs = { c->interval_ms, (int)c->concurrency, c->mode == MODE_TTL ? c->ttl_ms : 0 };
         struct reconcile_ops ops = backend_ops(p->backend);
         p->reconcile = reconcile_new(d->lp, &rs, &ops, p->metrics);
     }

@@ -56,6 +56,7 @@ struct call {
     enum call_kind kind;
     unsigned long batch;        /* CALL_WRITE */
     unsigned long long mark;    /* CALL_AUDIT */
+    long long started_ms;       /* CALL_REFRESH: the ttls it sets run from then */
     int n;
     struct item *items;
     /* filled in the coroutine */
@@ -91,6 +92,12 @@ struct backend {
     long long watch_started_ms; /* not again for each retry that fails at once */
     long long watch_timer;
     bool call_failing;          /* the last open, audit or refresh failed */
+    bool refresh_in_shares;     /* the handle says refresh() may run in shares */
+    int refreshes;              /* refresh() calls under way */
+    int refresh_round_n;        /* ... the entries their round was given */
+    double refresh_entry_ms;    /* a round's time per entry it was given */
+    int held_n;                 /* entries the registry held at the last round */
+    bool refresh_missed;        /* an interval came while one was under way */
     int inflight;
     struct backoff reopen;
     long long open_timer;
@@ -429,6 +436,9 @@ static int finish_call(lua_State *co, int status, lua_KContext ctx)
         b->has_apply = handle_has(co, 1, "apply");
         b->has_advertised = handle_has(co, 1, "advertised");
         b->has_refresh = handle_has(co, 1, "refresh");
+        lua_getfield(co, 1, "refresh_in_shares");
+        b->refresh_in_shares = lua_toboolean(co, -1);
+        lua_pop(co, 1);
         b->has_watch = handle_has(co, 1, "watch");
         if (!b->has_apply && !(handle_has(co, 1, "register") && handle_has(co, 1, "deregister")))
             return luaL_error(co, "the backend has neither apply() nor register() and deregister(): "
@@ -581,15 +591,23 @@ static void watched(struct backend *b, struct call *c, const char *fail)
     start_watch(b);
 }
 
-static void refreshed(struct backend *b, const char *fail)
+static void refresh(struct backend *b);
+
+static void refreshed(struct backend *b, struct call *c, const char *fail)
 {
+    if (--b->refreshes == 0 && b->refresh_round_n > 0)
+        b->refresh_entry_ms = (double)(loop_now_ms() - c->started_ms) / b->refresh_round_n;
     b->call_failing = fail != NULL;
     if (fail != NULL) {
         registry_failed(b, CALL_REFRESH, fail);
         reconcile_rewrite_all(b->r);    /* whatever it held may be gone */
         return;
     }
+    for (int i = 0; i < c->n; i++)
+        reconcile_refreshed(b->r, c->items[i].key, c->started_ms);
     registry_ok(b);
+    if (b->refreshes == 0 && b->refresh_missed && b->open && b->audited)
+        refresh(b);             /* what came due meanwhile waits no longer */
 }
 
 static void notify_later(struct backend *b);
@@ -713,7 +731,7 @@ static void on_call_done(struct task *t, bool ok, lua_State *co, int nres, const
         switch (c->kind) {
         case CALL_OPEN: opened(b, fail); break;
         case CALL_AUDIT: audited(b, c, fail); break;
-        case CALL_REFRESH: refreshed(b, fail); break;
+        case CALL_REFRESH: refreshed(b, c, fail); break;
         case CALL_WRITE: written(b, c, fail); break;
         case CALL_CHANGED: notified(b, fail); break;
         case CALL_WATCH: watched(b, c, fail); break;
@@ -878,8 +896,62 @@ static void add_held(void *arg, const char *key, long payload)
     l->copied = copy_item(c->b, &c->items[c->n++], key, NULL, NULL, payload) && l->copied;
 }
 
+/* Until a round is timed, an entry is taken to cost what one etcd v2 PUT
+ * after another does here. */
+#define REFRESH_ENTRY_MS_UNTIMED 1.0
+
+/* An entry skipped now must live until the next round reaches it: that
+ * starts an interval later, or once this one ends if that is later, and
+ * may be given every entry, all come due together (a round of all takes
+ * `all`).  One interval more, and a round twice as slow, is room to spare. */
+static long long refresh_due_ms(const struct backend *b, long long now)
+{
+    double entry_ms = b->refresh_entry_ms > 0 ? b->refresh_entry_ms : REFRESH_ENTRY_MS_UNTIMED;
+    long long all = (long long)(entry_ms * b->held_n), interval = b->c->interval_ms;
+    return now + interval + (all > interval ? all : interval) + 2 * all;
+}
+
+static void start_refresh(struct backend *b, struct call *c)
+{
+    b->refreshes++;             /* before: a call that never waits is done inside start_call */
+    if (!start_call(b, c))
+        b->refreshes--;
+}
+
+/* Fewer entries than this to a share and the calls cost more than they save. */
+#define REFRESH_SHARE_MIN 64
+
+/* A backend that refreshes each entry with a request of its own (etcd v2)
+ * takes them in shares, up to concurrency at once, as writes go: one at a
+ * time, each waits out the registry's commit, and 20 000 of them took
+ * longer than their ttl.  The shares take all's entries over. */
+static void start_refresh_in_shares(struct backend *b, struct call *all)
+{
+    int shares = all->n / REFRESH_SHARE_MIN, from = 0;
+    if (shares > (int)b->c->concurrency)
+        shares = (int)b->c->concurrency;
+    for (int i = 0; i < shares; i++) {
+        int n = all->n / shares + (i < all->n % shares);
+        struct call *c = call_new(b, CALL_REFRESH, n);
+        if (c == NULL)
+            break;              /* the rest are due again at the next interval */
+        memcpy(c->items, all->items + from, (size_t)n * sizeof *c->items);
+        c->n = n;
+        c->started_ms = all->started_ms;
+        from += n;
+        start_refresh(b, c);
+    }
+    memmove(all->items, all->items + from, (size_t)(all->n - from) * sizeof *all->items);
+    all->n -= from;
+    call_free(all);
+}
+
 /* ttl mode: the backend's refresh(entries) when it has one (one keepalive
- * for etcd v3), else every entry is written again with its ttl. */
+ * for etcd v3, a request per entry for etcd v2), given the entries whose
+ * ttl runs out before a later refresh could reach them; else every entry
+ * is written again with its ttl.  One round at a time: on a registry
+ * slower than the interval, refreshes started each interval would pile
+ * up, each holding a list of every entry. */
 static void refresh(struct backend *b)
 {
     struct refresh_list l = { NULL, 0, true };
@@ -887,14 +959,24 @@ static void refresh(struct backend *b)
         reconcile_rewrite_all(b->r);
         return;
     }
+    if (b->refreshes > 0) {
+        log_debug("registry %s: the last refresh is still under way", b->c->backend_shown);
+        b->refresh_missed = true;
+        return;
+    }
+    b->refresh_missed = false;
     l.c = call_new(b, CALL_REFRESH, 0);
     if (l.c == NULL)
         return;
-    reconcile_each_held(b->r, add_held, &l);
+    l.c->started_ms = loop_now_ms();
+    b->held_n = reconcile_each_due(b->r, refresh_due_ms(b, l.c->started_ms), add_held, &l);
+    b->refresh_round_n = l.c->n;
     if (!l.copied)
         call_free(l.c);
+    else if (b->refresh_in_shares && l.c->n >= 2 * REFRESH_SHARE_MIN)
+        start_refresh_in_shares(b, l.c);
     else
-        start_call(b, l.c);
+        start_refresh(b, l.c);
 }
 
 void backend_tick(struct backend *b)

@@ -71,6 +71,8 @@ struct entry {
     /* repairs of changes someone else made, counted per interval */
     int repairs;
     bool repair_held;           /* too many: repaired at the interval only */
+    long long lives_until;      /* ttl mode: the registry's copy lives at
+                                   least until then (loop ms); 0: unknown */
 };
 
 struct owned {                  /* the keys one container names */
@@ -492,9 +494,11 @@ void reconcile_on_in_step(struct reconcile *r, void (*fn)(void *arg), void *arg)
  * What a watch reported meanwhile is newer than the write's own answer
  * when it came after the write was applied, and at worst older (then the
  * key is written once more): it wins either way. */
-static void settle(struct reconcile *r, struct entry *e, const char *value, const char *failed)
+static void settle(struct reconcile *r, struct entry *e, const char *value, const char *failed, long long started)
 {
     e->busy = false;
+    if (failed == NULL && value != NULL)
+        e->lives_until = started + r->settings.ttl_ms;
     e->touched = ++r->seq;      /* an audit asked before this write knows less than we do */
     set_erring(r, e, failed);
     if (failed != NULL) {
@@ -529,7 +533,7 @@ void reconcile_written(struct reconcile *r, unsigned long batch, const char *fai
     for (int i = 0; i < p->n; i++) {
         struct entry *e = entry_get(r, p->keys[i], false);
         if (e != NULL)
-            settle(r, e, p->values[i], failed);
+            settle(r, e, p->values[i], failed, p->started);
     }
     if (failed == NULL) {
         backoff_reset(&r->retry);
@@ -906,23 +910,37 @@ void reconcile_rewrite_all(struct reconcile *r)
         struct entry *e = v;
         if (e->want != NULL && !e->busy) {
             set_have(e, NULL);
+            e->lives_until = 0;
             enqueue(r, e);
         }
     }
     converge(r);
 }
 
-void reconcile_each_held(struct reconcile *r, void (*fn)(void *arg, const char *key, long payload), void *arg)
+int reconcile_each_due(struct reconcile *r, long long due_ms, void (*fn)(void *arg, const char *key, long payload),
+                       void *arg)
 {
     struct map_iter it;
     const char *key;
     void *v;
+    int held = 0;
     map_iter_init(&it, r->entries);
     while (map_iter_next(&it, &key, &v)) {
         struct entry *e = v;
-        if (e->want != NULL && settled(e))
+        if (e->want == NULL || !settled(e))
+            continue;
+        held++;
+        if (e->lives_until <= due_ms)
             fn(arg, key, e->payload);
     }
+    return held;
+}
+
+void reconcile_refreshed(struct reconcile *r, const char *key, long long started_ms)
+{
+    struct entry *e = entry_get(r, key, false);
+    if (e != NULL && e->want != NULL && started_ms + r->settings.ttl_ms > e->lives_until)
+        e->lives_until = started_ms + r->settings.ttl_ms;
 }
 
 static void swap_if_held(struct entry *e, reconcile_swap_fn *fn, void *arg)

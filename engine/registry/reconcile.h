@@ -52,6 +52,8 @@ struct reconcile_ops {
 struct reconcile_settings {
     long interval_ms;           /* retries back off up to this */
     int concurrency;            /* writes under way at once, one key each */
+    long ttl_ms;                /* ttl mode: how long an entry lives once
+                                   written or refreshed; 0 in prune mode */
 };
 
 /* Payloads still held when r is freed are not released: they go with the
@@ -96,10 +98,16 @@ void reconcile_written(struct reconcile *r, unsigned long batch, const char *fai
  * to refresh): every wanted key is written again. */
 void reconcile_rewrite_all(struct reconcile *r);
 
-/* Calls fn for each key the registry holds as it is wanted (ttl refresh),
- * with its payload: what r holds of the value is a digest, so the backend
- * reads the value from the payload. */
-void reconcile_each_held(struct reconcile *r, void (*fn)(void *arg, const char *key, long payload), void *arg);
+/* ttl refresh: calls fn for each key the registry holds as it is wanted
+ * whose ttl may run out by due_ms (loop time): one neither written nor
+ * refreshed since, or found by an audit, whose ttl is unknown.  With its
+ * payload: what r holds of the value is a digest, so the backend reads the
+ * value from the payload.  Returns how many keys it holds as wanted, due
+ * or not. */
+int reconcile_each_due(struct reconcile *r, long long due_ms, void (*fn)(void *arg, const char *key, long payload),
+                       void *arg);
+/* A refresh that started at started_ms set key's ttl again. */
+void reconcile_refreshed(struct reconcile *r, const char *key, long long started_ms);
 /* For each key the registry holds as wanted, with no write of it under
  * way or queued: its payload becomes fn's answer (the caller lets go of
  * what it no longer needs once a key is written; fn releases the old).

@@ -275,11 +275,11 @@ end
 
 -- ttl mode: the session keeps every ephemeral znode alive by itself; a
 -- new session means the old one's znodes are gone.
-function ZK:refresh(entries)
+function ZK:refresh()
   local id = self.zk:id()
   if self.session and id ~= self.session then
-    registrar.log.warn("zookeeper: session 0x%x ended, and with it %d ephemeral entries; writing them again",
-                       self.session, #entries)
+    registrar.log.warn("zookeeper: session 0x%x ended, and with it this host's ephemeral entries; writing them again",
+                       self.session)
     self.session = nil
     return nil, "session lost"
   end

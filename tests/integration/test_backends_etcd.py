@@ -165,7 +165,7 @@ class EtcdV3(EtcdScenarios, EtcdTest):
         self.wait(lambda s: key in s, "registered")
         for lease in self.etcd.v3_leases():
             self.etcd.v3("lease/revoke", {"ID": lease})
-        reg.wait_log(r"lease \d+ of \d+ entries expired; writing them again")
+        reg.wait_log(r"lease \d+ expired, and with it this host's entries; writing them again")
         self.wait(lambda s: key in s, "written again under a new lease")
         leases = self.etcd.v3_leases()
         self.assertEqual(len(leases), 1)

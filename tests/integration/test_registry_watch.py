@@ -252,19 +252,22 @@ class EtcdV2(Scenarios, EtcdTest):
         time.sleep(1)
         self.assertNotIn("watch ended", reg.log()[mark:])
 
-    def test_ttl_mode_refreshes_each_key_once_per_interval_and_reads_nothing(self):
+    def test_ttl_mode_refreshes_each_key_before_its_ttl_runs_out_and_reads_nothing(self):
         reg, a, b = self.two_registered(interval="300", mode="ttl")
         time.sleep(1)
         before = etcd_requests(self.etcd)
-        time.sleep(3)
+        time.sleep(6)
         got = served(before, etcd_requests(self.etcd))
-        # three keys (two services, this host's document), ten intervals:
-        # one refresh each per interval (etcd counts the refresh's own
-        # lookup as a get), no audit, no value written again
+        # three keys (two services, this host's document), 20 intervals,
+        # longer than the 5 s ttl: each key refreshed once or twice, when
+        # less than two intervals are left of its ttl, not 20 times (etcd
+        # counts the refresh's own lookup as a get); none expired, no audit,
+        # no value written again
         self.assertEqual(set(got) - {"get"}, {"update"}, got)
-        self.assertGreaterEqual(got["update"], 3 * 8)
-        self.assertLessEqual(got["update"], 3 * 12)
+        self.assertGreaterEqual(got["update"], 3)
+        self.assertLessEqual(got["update"], 3 * 2)
         self.assertIn('"host":"%s"' % HOST, self.etcd.v2_get(a))
+        self.assertIn('"host":"%s"' % HOST, self.etcd.v2_get(b))
 
 
 TOKEN = "c0ffee00-aaaa-bbbb-cccc-0123456789ab"

@@ -6,7 +6,10 @@ import os
 import signal
 import subprocess
 import tempfile
+import threading
+import time
 import unittest
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import harness as h
 from common import REGISTRAR, DockerTest, host_port, start_registrar
@@ -31,6 +34,60 @@ function key(service)
   if service.labels.loop == 'yes' then while true do end end
   return registrar.default.key(service)
 end
+"""
+
+
+class SlowServer:
+    """An HTTP server that takes `delay` seconds over each answer and
+    counts how many requests it holds at once."""
+
+    def __init__(self, delay):
+        self.lock = threading.Lock()
+        self.active = self.most = self.served = 0
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):
+                with server.lock:
+                    server.active += 1
+                    server.most = max(server.most, server.active)
+                time.sleep(delay)
+                with server.lock:
+                    server.active -= 1
+                    server.served += 1
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.httpd.server_address[1]
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def stop(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+# A backend whose refresh() asks a server that takes longer than an interval.
+SLOW_REFRESH = """local registrar = require 'registrar'
+registrar.backends.slow = {
+  open = function()
+    local held = {}
+    return {
+      advertised = function() return held end,
+      register = function(self, e) held[e.key] = e.value; return true end,
+      deregister = function(self, e) held[e.key] = nil; return true end,
+      refresh = function(self, entries)
+        local res, err = registrar.http.request { url = 'http://127.0.0.1:%d/', timeout = 5000 }
+        if not res then return nil, err end
+        return true
+      end,
+    }
+  end,
+}
 """
 
 
@@ -144,6 +201,20 @@ class Scripting(DockerTest):
         reg.wait_log(r"resync: 2 containers running", since=mark)
         reg.wait_log(r"resync: 2 containers running", since=reg.mark())
         self.assertEqual(self.keys(), {"/v1" + fragile, "/v1" + steady})
+
+    def test_a_refresh_slower_than_the_interval_is_not_started_again_meanwhile(self):
+        # Refreshes started each interval on a slow registry would pile up,
+        # each holding a list of every entry, and slow it down further.
+        slow = SlowServer(delay=1.0)
+        self.addCleanup(slow.stop)
+        self.write_site(SLOW_REFRESH % slow.port)
+        self.web("slow")
+        reg = start_registrar(self, "run", "-B", "slow://", "-D", self.docker.socket, "-H", HOST, "-a", "10.0.0.1",
+                              "-i", "200", "-m", "ttl", "-t", "1000", "--script", self.site, "--log-level", "debug")
+        h.wait_until(lambda: slow.served >= 3, timeout=15, message="three refreshes answered")
+        self.assertEqual(slow.most, 1, "refreshes under way at once")
+        self.assertIn("the last refresh is still under way", reg.log())
+        self.assertNotIn("refresh failed", reg.log())
 
     def test_an_entry_written_again_reads_as_when_it_was_first_written(self):
         # ttl mode with no refresh(): every entry is written again at each

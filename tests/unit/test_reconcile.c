@@ -52,9 +52,9 @@ static void fake_release(void *arg, long payload)
 
 static struct loop *lp;
 
-static struct reconcile *setup(struct fake *f, bool batches)
+static struct reconcile *setup_ttl(struct fake *f, bool batches, long ttl_ms)
 {
-    struct reconcile_settings s = { 1000, 16 };
+    struct reconcile_settings s = { 1000, 16, ttl_ms };
     struct reconcile_ops ops = { fake_write, fake_release, f };
     struct reconcile *r;
     memset(f, 0, sizeof *f);
@@ -62,6 +62,8 @@ static struct reconcile *setup(struct fake *f, bool batches)
     reconcile_backend_ready(r, batches, true);
     return r;
 }
+
+static struct reconcile *setup(struct fake *f, bool batches) { return setup_ttl(f, batches, 0); }
 
 /* value as compared (the daemon's digest); stored, the value to write */
 static void name_stored(struct reconcile *r, const char *id, const char *key, const char *value,
@@ -380,6 +382,57 @@ static void test_ttl_rewrite_all(void)
     reconcile_free(r);
 }
 
+struct due_keys {
+    char keys[4][16];
+    int n;
+};
+
+static void add_due(void *arg, const char *key, long payload)
+{
+    struct due_keys *d = arg;
+    (void)payload;
+    if (d->n < 4)
+        snprintf(d->keys[d->n++], sizeof d->keys[0], "%s", key);
+}
+
+static struct due_keys due_by(struct reconcile *r, long long due_ms)
+{
+    struct due_keys d = { .n = 0 };
+    reconcile_each_due(r, due_ms, add_due, &d);
+    return d;
+}
+
+/* ttl mode: a refresh is given only the entries whose ttl may run out by
+ * then.  One found by an audit has a ttl nobody here knows. */
+static void test_ttl_refresh_takes_the_entries_due(void)
+{
+    struct fake f;
+    struct reconcile *r = setup_ttl(&f, false, 10000);
+    long long now = loop_now_ms(), before = now;
+    struct due_keys d;
+    audited(r, "/s/found", "F");
+    name(r, "found", "/s/found", "F", 1);
+    name(r, "new", "/s/new", "N", 2);
+    reconcile_listed(r, true);
+    CHECK(f.count == 1 && strcmp(f.w[0].key, "/s/new") == 0);
+    answer_all(r, &f, 0, true);
+    d = due_by(r, now + 5000);
+    CHECK(d.n == 1);
+    CHECK_STR(d.keys[0], "/s/found");
+    d.n = 0;
+    CHECK(reconcile_each_due(r, 0, add_due, &d) == 2);   /* held, due or not */
+    CHECK(due_by(r, loop_now_ms() + 10000).n == 2);   /* written at least 10 s ago by then */
+    reconcile_refreshed(r, "/s/found", now);
+    CHECK(due_by(r, now + 5000).n == 0);
+    reconcile_refreshed(r, "/s/found", now - 60000);    /* an older refresh's answer shortens nothing */
+    CHECK(due_by(r, now + 5000).n == 0);
+    reconcile_rewrite_all(r);                /* the lease is gone: no ttl is known */
+    CHECK(due_by(r, before).n == 0);         /* being written again, not held */
+    answer_all(r, &f, 1, true);
+    CHECK(due_by(r, now + 5000).n == 0);
+    reconcile_free(r);
+}
+
 static void count_in_step(void *arg) { (*(int *)arg)++; }
 
 /* The daemon's READY=1: only once every change a complete listing asked
@@ -429,6 +482,7 @@ int main(void)
     test_the_value_to_write_is_held_until_written();
     test_backoff_doubles_up_to_its_cap();
     test_ttl_rewrite_all();
+    test_ttl_refresh_takes_the_entries_due();
     test_the_operator_sees_what_fails_and_since_when();
     test_drop_all_deletes_every_key_of_this_host();
     test_in_step_once_the_listing_is_written();

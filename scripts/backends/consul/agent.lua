@@ -115,7 +115,8 @@ end
 
 return {
   new = function(client, config)
-    local agent = setmetatable({ client = client, config = config, ids = {} }, Agent)
+    -- a request per service to pass its check: several shares at once
+    local agent = setmetatable({ client = client, config = config, ids = {}, refresh_in_shares = true }, Agent)
     return blocking.track_writes(agent, function(entry) return service.digest(entry, config, "agent") end)
   end,
 }

@@ -3,9 +3,11 @@
 -- and pruning only ever touches keys this host owns.
 --
 -- ttl mode: each key carries its own ttl (v2 has no leases and no
--- batches), so refresh() costs one request per key per interval:
--- PUT ?ttl=N&refresh=true&prevExist=true, which sends no value and wakes
--- no watcher.  A key found gone is written again whole.
+-- batches), so refresh() costs one request per key it is given (the
+-- engine gives the keys whose ttl runs out before a later refresh could
+-- reach them, in shares, several at once): PUT
+-- ?ttl=N&refresh=true&prevExist=true, which sends no value and wakes no
+-- watcher.  A key found gone is written again whole.
 --
 -- watch(): a long poll, GET ?wait=true&recursive=true&waitIndex=N, on the
 -- directory holding the services prefix and this host's document, one
@@ -120,7 +122,7 @@ function V2:advertised()
   return out
 end
 
--- ttl mode: every key's ttl set again, its value left alone.
+-- ttl mode: each key's ttl set again, its value left alone.
 function V2:refresh(entries)
   for _, e in ipairs(entries) do
     local res, err = self.client:request {
@@ -196,6 +198,7 @@ return {
       host_key = host_key,
       watch_dir = common_dir(prefix, host_key):gsub("^$", "/"),
       ttl = config.service_ttl == "ttl",
+      refresh_in_shares = true,         -- a request per key: several shares at once
       mine = {},
     }, V2)
   end,

@@ -397,13 +397,13 @@ function V3:watch()
 end
 
 -- ttl mode: one keepalive for every key of this host.
-function V3:refresh(entries)
+function V3:refresh()
   if not self.lease_id then return true end
   local doc, err = self:call("lease/keepalive", { ID = self.lease_id })
   if not doc then return nil, err end
   local ttl = doc.result and tonumber(doc.result.TTL)
   if not ttl or ttl <= 0 then
-    registrar.log.warn("etcd: lease %s of %d entries expired; writing them again", self.lease_id, #entries)
+    registrar.log.warn("etcd: lease %s expired, and with it this host's entries; writing them again", self.lease_id)
     self.lease_id = nil
     return nil, "lease expired"
   end
