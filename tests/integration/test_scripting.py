@@ -13,6 +13,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import harness as h
 from common import REGISTRAR, DockerTest, host_port, start_registrar
+from fake_docker import FakeDocker, inspect_doc
 
 HOST = "scripthost"
 
@@ -44,6 +45,7 @@ class SlowServer:
     def __init__(self, delay):
         self.lock = threading.Lock()
         self.active = self.most = self.served = 0
+        self.paths = []
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -51,6 +53,7 @@ class SlowServer:
                 with server.lock:
                     server.active += 1
                     server.most = max(server.most, server.active)
+                    server.paths.append(self.path)
                 time.sleep(delay)
                 with server.lock:
                     server.active -= 1
@@ -80,8 +83,9 @@ registrar.backends.slow = {
       advertised = function() return held end,
       register = function(self, e) held[e.key] = e.value; return true end,
       deregister = function(self, e) held[e.key] = nil; return true end,
+      refresh_in_shares = %s,
       refresh = function(self, entries)
-        local res, err = registrar.http.request { url = 'http://127.0.0.1:%d/', timeout = 5000 }
+        local res, err = registrar.http.request { url = 'http://127.0.0.1:%d/' .. #entries, timeout = 5000 }
         if not res then return nil, err end
         return true
       end,
@@ -207,7 +211,7 @@ class Scripting(DockerTest):
         # each holding a list of every entry, and slow it down further.
         slow = SlowServer(delay=1.0)
         self.addCleanup(slow.stop)
-        self.write_site(SLOW_REFRESH % slow.port)
+        self.write_site(SLOW_REFRESH % ("false", slow.port))
         self.web("slow")
         reg = start_registrar(self, "run", "-B", "slow://", "-D", self.docker.socket, "-H", HOST, "-a", "10.0.0.1",
                               "-i", "200", "-m", "ttl", "-t", "1000", "--script", self.site, "--log-level", "debug")
@@ -274,3 +278,44 @@ registrar.backends.memo = {
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class RefreshInShares(unittest.TestCase):
+    """A backend that refreshes each entry with a request of its own says
+    so (refresh_in_shares), and a round of many entries reaches it as
+    several calls at once.  A fake Docker lists the containers."""
+
+    CONTAINERS = 150
+
+    def setUp(self):
+        tmp = tempfile.TemporaryDirectory(prefix="registrar-shares-")
+        self.addCleanup(tmp.cleanup)
+        self.dir = tmp.name
+        self.docker = FakeDocker(os.path.join(tmp.name, "docker.sock"))
+        self.docker.start()
+        self.addCleanup(self.docker.stop)
+        for i in range(self.CONTAINERS):
+            self.docker.add_container(inspect_doc("%064x" % (0x5a0000 + i), "web%d" % i, env={"NAME": "web%d" % i},
+                                                  ports={"80/tcp": [("0.0.0.0", str(34000 + i))]}))
+        self.slow = SlowServer(delay=0.3)
+        self.addCleanup(self.slow.stop)
+
+    def first_round(self, in_shares):
+        site = os.path.join(self.dir, "site.lua")
+        with open(site, "w") as f:
+            f.write(SLOW_REFRESH % (in_shares, self.slow.port))
+        start_registrar(self, "run", "-B", "slow://", "-D", self.docker.socket_path, "-H", HOST, "-a", "10.0.0.1",
+                        "-i", "500", "-m", "ttl", "-t", "2000", "--script", site)
+        # the first round after start-up: every entry, the services and this host's document
+        h.wait_until(lambda: sum(int(p.strip("/")) for p in self.slow.paths) >= self.CONTAINERS + 1,
+                     timeout=20, message="a round of every entry")
+        return sorted(int(p.strip("/")) for p in self.slow.paths if p.strip("/") != "0")
+
+    def test_a_round_of_many_entries_goes_out_in_shares_at_once(self):
+        shares = self.first_round("true")
+        self.assertEqual(sum(shares), self.CONTAINERS + 1, shares)
+        self.assertEqual(len(shares), 2, shares)       # 151 entries: two shares of at least 64
+        self.assertEqual(self.slow.most, 2, "shares under way at once")
+
+    def test_without_it_a_round_is_one_call(self):
+        self.assertEqual(self.first_round("false"), [self.CONTAINERS + 1])
